@@ -1,0 +1,264 @@
+// A running Sluice: listeners, the pooler, client registries and limits.
+import { randomInt } from 'node:crypto';
+import { existsSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import type { Config, DatabaseEntry, Settings } from './config/types.js';
+import type { ErrorFields } from './protocol/messages.js';
+import { createLogger, silentLogger, type Logger } from './log.js';
+import { Pooler } from './pool/pooler.js';
+import type { Pool } from './pool/pool.js';
+import type { ServerConn } from './pool/server_conn.js';
+import { ClientConn } from './client/client_conn.js';
+import type { ClientContext } from './client/context.js';
+import { sendCancel } from './client/cancel.js';
+import { serverAuthFactory } from './pool/server_auth.js';
+
+export interface SluiceOptions {
+  readonly logger?: Logger;
+}
+
+export type ShutdownMode = 'immediate' | 'wait-for-clients' | 'wait-for-servers';
+
+export class Sluice implements ClientContext {
+  readonly pooler: Pooler;
+  readonly clients = new Set<ClientConn>();
+  readonly log: Logger;
+  private readonly cancelKeys = new Map<number, ClientConn>();
+  private readonly clientsPerDb = new Map<string, number>();
+  private readonly clientsPerUser = new Map<string, number>();
+  private readonly servers: net.Server[] = [];
+  private readonly unixPaths: string[] = [];
+  private config: Config;
+  /** TCP port actually bound (listen_port, or the ephemeral one for 0). */
+  port = 0;
+  shuttingDown = false;
+
+  private constructor(config: Config, options: SluiceOptions) {
+    this.config = config;
+    this.log = options.logger ?? silentLogger;
+    this.pooler = new Pooler(config, this.log, serverAuthFactory(() => this.config));
+  }
+
+  static async start(config: Config, options: SluiceOptions = {}): Promise<Sluice> {
+    const app = new Sluice(config, options);
+    await app.listen();
+    app.pooler.start();
+    return app;
+  }
+
+  static defaultLogger(config: Config): Logger {
+    return createLogger({ file: config.settings.logfile || undefined, verbose: config.settings.verbose });
+  }
+
+  settings(): Settings {
+    return this.config.settings;
+  }
+
+  get currentConfig(): Config {
+    return this.config;
+  }
+
+  // ---------------------------------------------------------------- listening
+  private async listen(): Promise<void> {
+    const s = this.config.settings;
+    const addrs = s.listen_addr
+      .split(',')
+      .map((a) => a.trim())
+      .filter(Boolean)
+      .map((a) => (a === '*' ? '0.0.0.0' : a));
+    let port = s.listen_port;
+    for (const host of addrs) {
+      const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host, port, backlog: s.listen_backlog }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      const addr = server.address();
+      if (addr && typeof addr === 'object') port = addr.port;
+      this.servers.push(server);
+    }
+    this.port = port;
+    if (s.unix_socket_dir) {
+      const sockPath = path.join(s.unix_socket_dir, `.s.PGSQL.${port}`);
+      if (existsSync(sockPath)) unlinkSync(sockPath); // stale socket from a crash
+      const server = net.createServer((socket) => this.accept(socket));
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ path: sockPath, backlog: s.listen_backlog }, () => resolve());
+      });
+      this.servers.push(server);
+      this.unixPaths.push(sockPath);
+    }
+    this.log.info({ addrs, port, unix: this.unixPaths }, 'listening');
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.shuttingDown) {
+      socket.destroy();
+      return;
+    }
+    const client = new ClientConn(socket, this);
+    this.clients.add(client);
+    this.pooler.clients.add(client);
+    if (this.config.settings.log_connections) {
+      this.log.info({ client: client.id, addr: client.remoteAddress }, 'client connected');
+    }
+  }
+
+  // ---------------------------------------------------------------- ClientContext
+  admit(client: ClientConn): ErrorFields | null {
+    const s = this.config.settings;
+    if (this.shuttingDown) return { code: '57P01', message: 'Sluice is shutting down' };
+    if (this.clients.size > s.max_client_conn) {
+      return { code: '53300', message: `no more connections allowed (max_client_conn = ${s.max_client_conn})` };
+    }
+    const db = this.config.databases.get(client.database);
+    const dbLimit = db?.max_db_client_connections ?? s.max_db_client_connections;
+    const perDb = this.clientsPerDb.get(client.database) ?? 0;
+    if (dbLimit > 0 && perDb >= dbLimit) {
+      return { code: '53300', message: `no more connections allowed for database "${client.database}" (max_db_client_connections = ${dbLimit})` };
+    }
+    const userLimit = this.config.users.get(client.user)?.max_user_client_connections ?? s.max_user_client_connections;
+    const perUser = this.clientsPerUser.get(client.user) ?? 0;
+    if (userLimit > 0 && perUser >= userLimit) {
+      return { code: '53300', message: `no more connections allowed for user "${client.user}" (max_user_client_connections = ${userLimit})` };
+    }
+    this.clientsPerDb.set(client.database, perDb + 1);
+    this.clientsPerUser.set(client.user, perUser + 1);
+    admitted.add(client);
+    return null;
+  }
+
+  authenticate(client: ClientConn, done: (err: ErrorFields | null) => void): void {
+    const method = this.config.settings.auth_type;
+    if (method === 'trust' || method === 'any') {
+      done(null);
+      return;
+    }
+    done({ code: '28000', message: `auth_type ${method} is not supported by this build` });
+  }
+
+  tlsRequired(): boolean {
+    return false;
+  }
+
+  findDatabase(name: string): DatabaseEntry | undefined {
+    return this.pooler.findDatabase(name);
+  }
+
+  poolFor(db: DatabaseEntry, user: string): Pool {
+    const pool = this.pooler.poolFor(db, user);
+    if (this.pausedAll || this.pausedDbs.has(db.name)) pool.paused = true;
+    return pool;
+  }
+
+  private pausedAll = false;
+  private readonly pausedDbs = new Set<string>();
+
+  /** PAUSE: new transactions wait; running ones finish. Without a name, every database. */
+  pause(database?: string): void {
+    if (database) this.pausedDbs.add(database);
+    else this.pausedAll = true;
+    for (const p of this.pooler.pools.values()) if (!database || p.db.name === database) p.paused = true;
+  }
+
+  resume(database?: string): void {
+    if (database) this.pausedDbs.delete(database);
+    else {
+      this.pausedAll = false;
+      this.pausedDbs.clear();
+    }
+    for (const p of this.pooler.pools.values()) {
+      if (!database || p.db.name === database) {
+        p.paused = this.pausedAll || this.pausedDbs.has(p.db.name);
+        p.kick();
+      }
+    }
+  }
+
+  get isPaused(): boolean {
+    return this.pausedAll;
+  }
+
+  registerCancel(client: ClientConn): number {
+    for (;;) {
+      const pid = randomInt(1, 0x7fffffff);
+      if (!this.cancelKeys.has(pid)) {
+        this.cancelKeys.set(pid, client);
+        return pid;
+      }
+    }
+  }
+
+  cancel(pid: number, key: Buffer): void {
+    const target = this.cancelKeys.get(pid);
+    // A cancel for an unknown client, a wrong key, or a client holding no server does nothing.
+    if (!target || !target.matchesCancelKey(key)) return;
+    const server = target.linkedServer;
+    if (server) this.forwardCancel(server);
+  }
+
+  forwardCancel(server: ServerConn): void {
+    sendCancel(server);
+  }
+
+  isAdminDatabase(name: string): boolean {
+    return name === 'pgbouncer';
+  }
+
+  startAdmin(client: ClientConn): void {
+    client.fatal({ code: '0A000', message: 'the admin console is not available in this build' });
+  }
+
+  forget(client: ClientConn, reason: string, isError: boolean): void {
+    this.clients.delete(client);
+    this.pooler.clients.delete(client);
+    if (client.cancelPid) this.cancelKeys.delete(client.cancelPid);
+    if (admitted.delete(client)) {
+      this.clientsPerDb.set(client.database, (this.clientsPerDb.get(client.database) ?? 1) - 1);
+      this.clientsPerUser.set(client.user, (this.clientsPerUser.get(client.user) ?? 1) - 1);
+    }
+    if (this.config.settings.log_disconnections) {
+      this.log.info({ client: client.id, user: client.user, db: client.database, reason }, isError ? 'client closed with error' : 'client disconnected');
+    }
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+  /** Applies a new config; connected clients keep going. */
+  reload(config: Config): void {
+    this.config = config;
+    this.pooler.reconfigure(config);
+  }
+
+  /**
+   * Stops accepting, then: 'immediate' closes everything now; 'wait-for-clients'
+   * waits until every client has gone; 'wait-for-servers' waits until no client
+   * holds a server. Resolves when done or after `timeoutMs`.
+   */
+  async stop(mode: ShutdownMode = 'immediate', timeoutMs = 0): Promise<void> {
+    this.shuttingDown = true;
+    for (const s of this.servers) s.close();
+    for (const p of this.unixPaths) if (existsSync(p)) unlinkSync(p);
+    if (mode !== 'immediate') {
+      const deadline = timeoutMs > 0 ? Date.now() + timeoutMs : Number.POSITIVE_INFINITY;
+      for (;;) {
+        if (mode === 'wait-for-servers') {
+          // Clients without a server are let go now; the others when their transaction ends.
+          for (const c of [...this.clients]) if (c.linkedServer === null && c.state !== 'waiting') c.fatal({ code: '57P01', message: 'Sluice is shutting down' });
+        }
+        const done = mode === 'wait-for-clients' ? this.clients.size === 0 : [...this.clients].every((c) => c.linkedServer === null);
+        if (done || Date.now() >= deadline) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    for (const c of [...this.clients]) c.fatal({ code: '57P01', message: 'Sluice is shutting down' });
+    this.pooler.stop();
+    this.pooler.closeAll('shutdown');
+  }
+}
+
+const admitted = new WeakSet<ClientConn>();

@@ -1,0 +1,15 @@
+// Forwards a cancel request to PostgreSQL on a fresh connection, using the
+// server's real key. Fire and forget: PostgreSQL never answers a cancel.
+import net from 'node:net';
+import { cancelRequest } from '../protocol/messages.js';
+import type { ServerConn } from '../pool/server_conn.js';
+
+export function sendCancel(server: ServerConn, timeoutMs = 5000): void {
+  const { host, port } = server.target;
+  const socket = host.startsWith('/') ? net.connect({ path: `${host}/.s.PGSQL.${port}` }) : net.connect({ host, port });
+  const msg = cancelRequest(server.pid, server.key);
+  socket.setTimeout(timeoutMs, () => socket.destroy());
+  socket.once('connect', () => socket.end(msg));
+  socket.on('error', () => socket.destroy());
+  socket.resume();
+}

@@ -1,0 +1,28 @@
+// What a client connection needs from the running pooler. The app implements
+// it; keeping it an interface keeps src/client free of listeners and config loading.
+import type { DatabaseEntry, Settings } from '../config/types.js';
+import type { ErrorFields } from '../protocol/messages.js';
+import type { Pool } from '../pool/pool.js';
+import type { ServerConn } from '../pool/server_conn.js';
+import type { ClientConn } from './client_conn.js';
+
+export interface ClientContext {
+  settings(): Settings;
+  /** Client limits checked once the user and database are known; returns the refusal, if any. */
+  admit(client: ClientConn): ErrorFields | null;
+  /** Runs client authentication; calls back once with null (ok) or the error to send. */
+  authenticate(client: ClientConn, done: (err: ErrorFields | null) => void): void;
+  tlsRequired(client: ClientConn): boolean;
+  /** Present when client TLS is configured: takes over the socket after an SSLRequest. */
+  tlsUpgrade?: (client: ClientConn) => void;
+  findDatabase(name: string): DatabaseEntry | undefined;
+  poolFor(db: DatabaseEntry, user: string): Pool;
+  registerCancel(client: ClientConn): number;
+  cancel(pid: number, key: Buffer): void;
+  forwardCancel(server: ServerConn): void;
+  isAdminDatabase(name: string): boolean;
+  startAdmin(client: ClientConn): void;
+  adminQuery?: (client: ClientConn, type: number, data: Buffer, start: number, end: number) => void;
+  /** The client is gone: drop it from registries and counts. */
+  forget(client: ClientConn, reason: string, isError: boolean): void;
+}

@@ -1,0 +1,118 @@
+// Parameters a client expects its session to have, replayed onto whichever
+// server it is linked to. Keys are lower-case; the original spelling is kept
+// for ParameterStatus messages.
+import type { ServerConn } from '../pool/server_conn.js';
+
+/** Startup keys that are protocol-level, never parameters to replay. */
+const NOT_PARAMETERS = new Set(['user', 'database', 'replication', 'options']);
+
+export interface Wanted {
+  readonly name: string;
+  value: string;
+}
+
+export class ClientParams {
+  readonly wanted = new Map<string, Wanted>();
+
+  /**
+   * Builds the client's wanted parameters from its startup packet. `options`
+   * (`-c name=value`, `--name=value`) is unpacked; anything listed in
+   * ignore_startup_parameters is dropped. Returns an error text for an
+   * `options` value Sluice cannot honour.
+   */
+  static fromStartup(params: ReadonlyMap<string, string>, ignore: readonly string[]): ClientParams | string {
+    const out = new ClientParams();
+    const ignored = new Set(ignore.map((s) => s.toLowerCase()));
+    for (const [name, value] of params) {
+      const key = name.toLowerCase();
+      if (ignored.has(key)) continue;
+      if (key === 'options') {
+        const parsed = parseOptions(value);
+        if (typeof parsed === 'string') return parsed;
+        for (const [n, v] of parsed) if (!ignored.has(n.toLowerCase())) out.set(n, v);
+        continue;
+      }
+      if (NOT_PARAMETERS.has(key)) continue;
+      out.set(name, value);
+    }
+    return out;
+  }
+
+  set(name: string, value: string): void {
+    const key = name.toLowerCase();
+    const cur = this.wanted.get(key);
+    if (cur) cur.value = value;
+    else this.wanted.set(key, { name, value });
+  }
+
+  get(name: string): string | undefined {
+    return this.wanted.get(name.toLowerCase())?.value;
+  }
+
+  /** SET statements that make `server` match, or '' when it already does. */
+  replaySql(server: ServerConn): string {
+    let sql = '';
+    for (const [key, w] of this.wanted) {
+      const current = server.settings.get(key) ?? reported(server, key);
+      if (current === w.value) continue;
+      sql += `SET ${quoteIdent(w.name)} TO ${quoteLiteral(w.value)};`;
+    }
+    return sql;
+  }
+
+  /** Records on the server what a successful replay set. */
+  markApplied(server: ServerConn): void {
+    for (const [key, w] of this.wanted) server.settings.set(key, w.value);
+  }
+}
+
+function reported(server: ServerConn, key: string): string | undefined {
+  for (const [k, v] of server.params) if (k.toLowerCase() === key) return v;
+  return undefined;
+}
+
+/** Parses libpq's `options` startup value: `-c a=b`, `-ca=b`, `--a=b`, with `\ ` escapes. */
+export function parseOptions(value: string): Array<[string, string]> | string {
+  const words: string[] = [];
+  let cur = '';
+  let escaping = false;
+  let inWord = false;
+  for (const ch of value) {
+    if (escaping) {
+      cur += ch;
+      escaping = false;
+      inWord = true;
+    } else if (ch === '\\') escaping = true;
+    else if (/\s/.test(ch)) {
+      if (inWord) words.push(cur);
+      cur = '';
+      inWord = false;
+    } else {
+      cur += ch;
+      inWord = true;
+    }
+  }
+  if (inWord) words.push(cur);
+  const out: Array<[string, string]> = [];
+  for (let i = 0; i < words.length; i++) {
+    let w = words[i];
+    if (w === '-c') {
+      w = words[++i] ?? '';
+    } else if (w.startsWith('-c')) w = w.slice(2);
+    else if (w.startsWith('--')) w = w.slice(2);
+    else return `unsupported startup option "${words[i]}": only -c name=value and --name=value are accepted`;
+    const eq = w.indexOf('=');
+    if (eq <= 0) return `invalid startup option "${w}": expected name=value`;
+    out.push([w.slice(0, eq).replace(/-/g, '_'), w.slice(eq + 1)]);
+  }
+  return out;
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** A literal that means the same whatever standard_conforming_strings says. */
+export function quoteLiteral(value: string): string {
+  return `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
