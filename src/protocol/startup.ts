@@ -1,0 +1,92 @@
+// Startup-phase packets: no type byte, Int32 length then Int32 code.
+// StartupMessage (protocol 3.x), SSLRequest, GSSENCRequest, CancelRequest.
+import { ProtocolError, ProtocolErrorCode } from './errors.js';
+
+export const SSL_REQUEST_CODE = 80877103;
+export const GSSENC_REQUEST_CODE = 80877104;
+export const CANCEL_REQUEST_CODE = 80877102;
+/** PostgreSQL's own cap on a startup packet (MAX_STARTUP_PACKET_LENGTH). */
+export const MAX_STARTUP_PACKET = 10_000;
+/** The newest protocol minor version Sluice speaks to clients (3.2). */
+export const NEWEST_MINOR = 2;
+
+export type StartupPacket =
+  | { kind: 'ssl' }
+  | { kind: 'gssenc' }
+  | { kind: 'cancel'; pid: number; key: Buffer }
+  | {
+      kind: 'startup';
+      major: number;
+      minor: number;
+      params: ReadonlyMap<string, string>;
+      /** `_pq_.` protocol options the client asked for; Sluice knows none. */
+      protocolOptions: readonly string[];
+    };
+
+/** Assembles one startup packet; the rest of the chunk is returned untouched. */
+export class StartupReader {
+  private buf: Buffer | null = null;
+
+  /** Returns a packet and any bytes after it, or null when more bytes are needed. Throws ProtocolError. */
+  push(chunk: Buffer): { packet: StartupPacket; rest: Buffer } | null {
+    const data = this.buf ? Buffer.concat([this.buf, chunk]) : chunk;
+    if (data.length < 4) {
+      this.buf = Buffer.from(data);
+      return null;
+    }
+    const length = data.readInt32BE(0);
+    if (length < 8 || length > MAX_STARTUP_PACKET) {
+      throw new ProtocolError(ProtocolErrorCode.BadStartup, `invalid startup packet length ${length}`);
+    }
+    if (data.length < length) {
+      this.buf = Buffer.from(data);
+      return null;
+    }
+    this.buf = null;
+    return { packet: parseStartupPacket(data.subarray(0, length)), rest: data.subarray(length) };
+  }
+}
+
+export function parseStartupPacket(packet: Buffer): StartupPacket {
+  const length = packet.length;
+  const code = packet.readInt32BE(4);
+  if (code === SSL_REQUEST_CODE || code === GSSENC_REQUEST_CODE) {
+    if (length !== 8) throw new ProtocolError(ProtocolErrorCode.BadStartup, 'invalid length of SSL/GSSENC request');
+    return code === SSL_REQUEST_CODE ? { kind: 'ssl' } : { kind: 'gssenc' };
+  }
+  if (code === CANCEL_REQUEST_CODE) {
+    // 3.0 keys are 4 bytes; protocol 3.2 allows up to 256.
+    if (length < 16 || length > 12 + 256) throw new ProtocolError(ProtocolErrorCode.BadStartup, 'invalid length of cancel request');
+    return { kind: 'cancel', pid: packet.readInt32BE(8), key: Buffer.from(packet.subarray(12)) };
+  }
+  const major = code >>> 16;
+  const minor = code & 0xffff;
+  if (major !== 3) {
+    throw new ProtocolError(
+      ProtocolErrorCode.BadStartup,
+      `unsupported frontend protocol ${major}.${minor}: server supports 3.0 to 3.${NEWEST_MINOR}`,
+      '0A000',
+    );
+  }
+  const params = new Map<string, string>();
+  const protocolOptions: string[] = [];
+  let pos = 8;
+  for (;;) {
+    if (pos >= length) throw new ProtocolError(ProtocolErrorCode.BadStartup, 'startup packet is missing its terminator');
+    if (packet[pos] === 0) {
+      if (pos !== length - 1) throw new ProtocolError(ProtocolErrorCode.BadStartup, 'invalid startup packet layout: data after terminator');
+      break;
+    }
+    const keyEnd = packet.indexOf(0, pos);
+    if (keyEnd < 0 || keyEnd >= length - 1) throw new ProtocolError(ProtocolErrorCode.BadStartup, 'invalid startup packet layout: unterminated name');
+    const valEnd = packet.indexOf(0, keyEnd + 1);
+    if (valEnd < 0) throw new ProtocolError(ProtocolErrorCode.BadStartup, 'invalid startup packet layout: unterminated value');
+    const key = packet.toString('utf8', pos, keyEnd);
+    const value = packet.toString('utf8', keyEnd + 1, valEnd);
+    if (key.startsWith('_pq_.')) protocolOptions.push(key);
+    else params.set(key, value);
+    pos = valEnd + 1;
+  }
+  if (!params.get('user')) throw new ProtocolError(ProtocolErrorCode.BadStartup, 'no PostgreSQL user name specified in startup packet', '28000');
+  return { kind: 'startup', major, minor, params, protocolOptions };
+}
