@@ -16,6 +16,17 @@ import { serverAuthFactory } from './pool/server_auth.js';
 
 export interface SluiceOptions {
   readonly logger?: Logger;
+  /** The file the config came from, for RELOAD. */
+  readonly configFile?: string;
+  /** Re-reads the config for RELOAD/SIGHUP; throws a ConfigError when the file is invalid. */
+  readonly loadConfig?: () => Config;
+}
+
+/** Hooks the admin console and HTTP endpoint plug into (src/admin). */
+export interface AdminPlugin {
+  start(client: ClientConn): void;
+  onMessage(client: ClientConn, type: number, msg: Buffer): void;
+  close(): Promise<void>;
 }
 
 export type ShutdownMode = 'immediate' | 'wait-for-clients' | 'wait-for-servers';
@@ -30,12 +41,21 @@ export class Sluice implements ClientContext {
   private readonly servers: net.Server[] = [];
   private readonly unixPaths: string[] = [];
   private config: Config;
+  readonly options: SluiceOptions;
+  /** Databases refused by DISABLE. */
+  readonly disabledDbs = new Set<string>();
+  /** Set by src/admin when the console is loaded. */
+  admin: AdminPlugin | null = null;
+  /** Called when the admin console asks for SHUTDOWN; the CLI decides how the process ends. */
+  onShutdownRequest: (mode: ShutdownMode) => void = (mode) => void this.stop(mode);
+  readonly startedAt = Date.now();
   /** TCP port actually bound (listen_port, or the ephemeral one for 0). */
   port = 0;
   shuttingDown = false;
 
   private constructor(config: Config, options: SluiceOptions) {
     this.config = config;
+    this.options = options;
     this.log = options.logger ?? silentLogger;
     this.pooler = new Pooler(config, this.log, serverAuthFactory(() => this.config));
   }
@@ -44,6 +64,8 @@ export class Sluice implements ClientContext {
     const app = new Sluice(config, options);
     await app.listen();
     app.pooler.start();
+    const { attachAdmin } = await import('./admin/index.js');
+    await attachAdmin(app);
     return app;
   }
 
@@ -113,6 +135,9 @@ export class Sluice implements ClientContext {
   admit(client: ClientConn): ErrorFields | null {
     const s = this.config.settings;
     if (this.shuttingDown) return { code: '57P01', message: 'Sluice is shutting down' };
+    if (this.disabledDbs.has(client.database)) {
+      return { code: '57P03', message: `database "${client.database}" is disabled (DISABLE); try again after ENABLE` };
+    }
     if (this.clients.size > s.max_client_conn) {
       return { code: '53300', message: `no more connections allowed (max_client_conn = ${s.max_client_conn})` };
     }
@@ -211,7 +236,23 @@ export class Sluice implements ClientContext {
   }
 
   startAdmin(client: ClientConn): void {
-    client.fatal({ code: '0A000', message: 'the admin console is not available in this build' });
+    if (!this.admin) {
+      client.fatal({ code: '0A000', message: 'the admin console is not available' });
+      return;
+    }
+    this.admin.start(client);
+  }
+
+  adminQuery = (client: ClientConn, type: number, data: Buffer, start: number, end: number): void => {
+    this.admin?.onMessage(client, type, data.subarray(start, end));
+  };
+
+  /** RELOAD: re-reads the config file; on error the old config stays and the error is thrown. */
+  reloadFromFile(): Config {
+    if (!this.options.loadConfig) throw new Error('this Sluice was started without a config file; nothing to reload');
+    const next = this.options.loadConfig();
+    this.reload(next);
+    return next;
   }
 
   forget(client: ClientConn, reason: string, isError: boolean): void {
@@ -256,6 +297,7 @@ export class Sluice implements ClientContext {
       }
     }
     for (const c of [...this.clients]) c.fatal({ code: '57P01', message: 'Sluice is shutting down' });
+    await this.admin?.close();
     this.pooler.stop();
     this.pooler.closeAll('shutdown');
   }

@@ -31,6 +31,7 @@ function handleSignals(app: Sluice, reload: (() => Config) | null, onStopped: ()
       void finish(stopping ? 'immediate' : 'wait-for-servers');
     });
     process.on('SIGQUIT', () => void finish('immediate'));
+    app.onShutdownRequest = (mode) => void finish(mode);
     process.on('SIGHUP', () => {
       if (!reload) return;
       try {
@@ -49,7 +50,7 @@ export async function runPooler(file: string): Promise<number> {
   const config = loadConfig(file);
   const log = createLogger({ file: config.settings.logfile || undefined, verbose: config.settings.verbose });
   for (const w of config.warnings) log.warn({ file: w.file, line: w.line, key: w.key }, w.message);
-  const app = await Sluice.start(config, { logger: log });
+  const app = await Sluice.start(config, { logger: log, configFile: file, loadConfig: () => loadConfig(file) });
   if (config.settings.pidfile) writeFileSync(config.settings.pidfile, `${process.pid}\n`);
   return handleSignals(app, () => loadConfig(file), async () => {
     if (config.settings.pidfile) {

@@ -399,8 +399,10 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
         this.lastActivity = Date.now();
         const pool = this.pool!;
         if (this.queryStart !== 0) {
+          const ms = this.lastActivity - this.queryStart;
           pool.stats.queryCount++;
-          pool.stats.queryTimeUs += (this.lastActivity - this.queryStart) * 1000;
+          pool.stats.queryTimeUs += ms * 1000;
+          pool.observer?.onQuery(pool, ms);
           this.queryStart = 0;
         }
         this.cancelReason = '';
@@ -416,6 +418,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
         break;
       }
       case 0x45 /* E */:
+        if (this.pool!.observer) this.pool!.observer.onError(this.pool, sqlstateOf(data, start, end));
         if (this.cancelReason) return this.rewriteCancelError(data, start, end);
         break;
       case 0x53 /* S */: {
@@ -501,8 +504,10 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
     this.server = null;
     server.client = null;
     pool.activeClients--;
+    const held = Date.now() - this.linkStart;
     pool.stats.xactCount++;
-    pool.stats.xactTimeUs += (Date.now() - this.linkStart) * 1000;
+    pool.stats.xactTimeUs += held * 1000;
+    pool.observer?.onTransaction(pool, held);
     this.socket.resume();
     pool.release(server, clean);
   }
@@ -572,6 +577,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
   /** Sends an ErrorResponse (FATAL) and closes. */
   fatal(f: ErrorFields): void {
     if (this.state === 'closed') return;
+    this.pool?.observer?.onError(this.pool, f.code);
     if (!this.sentFatal && !this.socket.destroyed) {
       this.sentFatal = true;
       this.server?.reader.flush();
@@ -645,6 +651,18 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
       });
     } else afterRollback();
   }
+}
+
+/** The SQLSTATE (C field) of an ErrorResponse, without building a field map. */
+function sqlstateOf(data: Buffer, start: number, end: number): string {
+  let pos = start + 5;
+  while (pos < end && data[pos] !== 0) {
+    const stop = data.indexOf(0, pos + 1);
+    if (stop < 0 || stop >= end) break;
+    if (data[pos] === 0x43 /* C */) return data.toString('latin1', pos + 1, stop);
+    pos = stop + 1;
+  }
+  return 'XX000';
 }
 
 function protocolFields(err: unknown): ErrorFields {

@@ -5,6 +5,7 @@ import type { DatabaseEntry, PoolMode, PinPolicy } from '../config/types.js';
 import { PoolError, PoolErrorCode } from './errors.js';
 import { RingQueue } from './waiter_queue.js';
 import { ServerConn, type ServerEvents, type ServerTarget } from './server_conn.js';
+import type { PoolObserver } from './observer.js';
 
 export interface Waiter {
   /** When the client started waiting (ms); 0 when not waiting. */
@@ -54,6 +55,8 @@ export class Pool implements ServerEvents {
   private paramWaiters: Array<(err: PoolError | null) => void> = [];
   lastLoginFailure: { at: number; error: PoolError } | null = null;
   paused = false;
+  /** Metrics sink (src/admin), or null. */
+  observer: PoolObserver | null = null;
   readonly stats: PoolStats = {
     xactCount: 0,
     queryCount: 0,
@@ -120,7 +123,11 @@ export class Pool implements ServerEvents {
   private assign(server: ServerConn, w: Waiter, waitStart: number): void {
     server.state = 'active';
     this.stats.serverAssignCount++;
-    if (waitStart) this.stats.waitTimeUs += (Date.now() - waitStart) * 1000;
+    if (waitStart) {
+      const ms = Date.now() - waitStart;
+      this.stats.waitTimeUs += ms * 1000;
+      this.observer?.onWait(this, ms);
+    }
     w.waitStart = 0;
     w.onServer(server);
   }

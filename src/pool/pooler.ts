@@ -7,6 +7,7 @@ import type { Config, DatabaseEntry, Settings } from '../config/types.js';
 import type { Logger } from '../log.js';
 import { Pool, type PoolHost, type PoolSettings } from './pool.js';
 import type { ServerTarget } from './server_conn.js';
+import type { PoolObserver } from './observer.js';
 
 export const JANITOR_MS = 100;
 
@@ -25,6 +26,17 @@ export class Pooler implements PoolHost {
   private readonly serversPerUser = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   config: Config;
+  /** Set by the metrics layer; handed to every pool. */
+  private poolObserver: PoolObserver | null = null;
+
+  get observer(): PoolObserver | null {
+    return this.poolObserver;
+  }
+
+  set observer(o: PoolObserver | null) {
+    this.poolObserver = o;
+    for (const p of this.pools.values()) p.observer = o;
+  }
 
   constructor(
     config: Config,
@@ -92,6 +104,7 @@ export class Pooler implements PoolHost {
         maxPacketSize: s.max_packet_size,
       };
       pool = new Pool(db, serverUser, target, this.poolSettingsFor(db, user), this);
+      pool.observer = this.poolObserver;
       this.pools.set(key, pool);
     }
     return pool;
