@@ -8,6 +8,12 @@ export type AuthType = 'trust' | 'any' | 'plain' | 'md5' | 'scram-sha-256' | 'ce
 export type TlsMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
 /** What transaction mode does with session state it cannot emulate. */
 export type PinPolicy = 'pin' | 'error' | 'allow';
+/** How a database entry with a host list picks the host for a new server connection. */
+export type LoadBalanceHosts = 'round-robin' | 'disable';
+/** Which servers a database entry accepts (PgBouncer 1.25 `target_session_attrs`). */
+export type TargetSessionAttrs = 'any' | 'read-write' | 'read-only' | 'primary' | 'standby';
+/** The form of a userlist.txt secret. */
+export type SecretKind = 'plain' | 'md5' | 'scram-sha-256';
 
 export interface Settings {
   // listening
@@ -132,6 +138,11 @@ export interface DatabaseEntry {
   readonly datestyle: string;
   readonly timezone: string;
   readonly pin_policy: PinPolicy | undefined; // Sluice
+  readonly auth_query: string; // '' = the global auth_query
+  readonly query_wait_timeout: number | undefined; // ms
+  readonly server_lifetime: number | undefined; // ms
+  readonly load_balance_hosts: LoadBalanceHosts;
+  readonly target_session_attrs: TargetSessionAttrs;
   /** Where it was defined, for error messages. */
   readonly file: string;
   readonly line: number;
@@ -147,6 +158,8 @@ export interface UserEntry {
   readonly query_timeout: number | undefined; // ms
   readonly idle_transaction_timeout: number | undefined; // ms
   readonly client_idle_timeout: number | undefined; // ms
+  readonly query_wait_timeout: number | undefined; // ms
+  readonly transaction_timeout: number | undefined; // ms
   readonly pin_policy: PinPolicy | undefined; // Sluice
   readonly file: string;
   readonly line: number;
@@ -156,6 +169,19 @@ export interface UserEntry {
 export interface UserSecret {
   readonly user: string;
   readonly secret: string;
+  readonly kind: SecretKind;
+  readonly file: string;
+  readonly line: number;
+}
+
+/** A `[peers]` entry: carried for completeness, not used by Sluice yet. */
+export interface PeerEntry {
+  readonly peer_id: number;
+  readonly host: string;
+  readonly port: number;
+  readonly pool_size: number | undefined;
+  readonly file: string;
+  readonly line: number;
 }
 
 export interface ConfigWarning {
@@ -173,5 +199,10 @@ export interface Config {
   readonly users: ReadonlyMap<string, UserEntry>;
   /** Secrets from auth_file, keyed by user name (empty when auth_file is unset). */
   readonly userlist: ReadonlyMap<string, UserSecret>;
+  readonly peers: ReadonlyMap<number, PeerEntry>;
+  /** PgBouncer keys Sluice recognises but does not implement, as written (raw text). */
+  readonly otherSettings: ReadonlyMap<string, string>;
+  /** Every file read: the main file, its includes, auth_file (absolute paths; empty in memory). */
+  readonly files: readonly string[];
   readonly warnings: readonly ConfigWarning[];
 }
