@@ -12,7 +12,10 @@ import type { ServerConn } from './pool/server_conn.js';
 import { ClientConn } from './client/client_conn.js';
 import type { ClientContext } from './client/context.js';
 import { sendCancel } from './client/cancel.js';
-import { serverAuthFactory } from './pool/server_auth.js';
+import { serverAuthFactory, PassthroughKeys } from './pool/server_auth.js';
+import { authenticateClient, closeLookupPools } from './client/authenticate.js';
+import { clientTlsOptions, upgradeClientSocket, serverTlsConnectOptions, serverTlsPlan, verifiedClientCommonName, type ClientTlsOptions } from './auth/tls.js';
+import type { TLSSocket } from 'node:tls';
 
 export interface SluiceOptions {
   readonly logger?: Logger;
@@ -42,6 +45,8 @@ export class Sluice implements ClientContext {
   private readonly unixPaths: string[] = [];
   private config: Config;
   readonly options: SluiceOptions;
+  private readonly passthrough = new PassthroughKeys();
+  private clientTls: ClientTlsOptions | null = null;
   /** Databases refused by DISABLE. */
   readonly disabledDbs = new Set<string>();
   /** Set by src/admin when the console is loaded. */
@@ -57,7 +62,8 @@ export class Sluice implements ClientContext {
     this.config = config;
     this.options = options;
     this.log = options.logger ?? silentLogger;
-    this.pooler = new Pooler(config, this.log, serverAuthFactory(() => this.config));
+    this.pooler = new Pooler(config, this.log, serverAuthFactory(() => this.config, this.passthrough), (db) => this.serverTls(db));
+    this.clientTls = this.buildClientTls(config);
   }
 
   static async start(config: Config, options: SluiceOptions = {}): Promise<Sluice> {
@@ -159,16 +165,58 @@ export class Sluice implements ClientContext {
   }
 
   authenticate(client: ClientConn, done: (err: ErrorFields | null) => void): void {
-    const method = this.config.settings.auth_type;
-    if (method === 'trust' || method === 'any') {
-      done(null);
-      return;
-    }
-    done({ code: '28000', message: `auth_type ${method} is not supported by this build` });
+    const admin = this.isAdminDatabase(client.database);
+    authenticateClient(
+      {
+        config: () => this.config,
+        findDatabase: (name) => this.findDatabase(name),
+        onScramKeys: (user, keys) => this.passthrough.remember(user, keys),
+        onLookedUpSecret: (user, secret) => this.passthrough.rememberSecret(user, secret),
+      },
+      client,
+      (err) => {
+        if (err || !admin) return done(err);
+        // The admin console takes only admin_users and stats_users, whatever the method said.
+        const s = this.config.settings;
+        if (s.admin_users.includes(client.user) || s.stats_users.includes(client.user)) done(null);
+        else done({ code: '28000', message: `user "${client.user}" is not allowed to use the admin console (admin_users / stats_users)` });
+      },
+    );
   }
 
-  tlsRequired(): boolean {
-    return false;
+  tlsRequired(client: ClientConn): boolean {
+    const mode = this.config.settings.client_tls_sslmode;
+    return !client.isUnix && (mode === 'require' || mode === 'verify-ca' || mode === 'verify-full');
+  }
+
+  private buildClientTls(config: Config): ClientTlsOptions | null {
+    const opts = clientTlsOptions(config.settings, config.settings.auth_type === 'hba');
+    if (!opts) return null;
+    // ALPN lets PostgreSQL 17 clients use direct TLS (sslnegotiation=direct).
+    return Object.freeze({ ...opts, context: { ...opts.context, ALPNProtocols: ['postgresql'] } });
+  }
+
+  get tlsUpgrade(): ((client: ClientConn, direct: Buffer | null) => void) | undefined {
+    const opts = this.clientTls;
+    if (!opts) return undefined;
+    const timeout = this.config.settings.client_login_timeout || 60_000;
+    return (client, direct) => client.startTls((raw) => upgradeClientSocket(raw, opts, timeout), direct);
+  }
+
+  verifiedCommonName(socket: TLSSocket): string | undefined {
+    return verifiedClientCommonName(socket);
+  }
+
+  /** TLS towards PostgreSQL, per server_tls_sslmode (libpq meanings). */
+  private serverTls(db: DatabaseEntry) {
+    const s = this.config.settings;
+    const plan = serverTlsPlan(s.server_tls_sslmode, !!s.server_tls_ca_file);
+    if (!plan.sendSSLRequest) return undefined;
+    const host = db.host || '/tmp';
+    if (host.startsWith('/')) return undefined;
+    const options = serverTlsConnectOptions(s, host);
+    if (!options) return undefined;
+    return { mode: s.server_tls_sslmode, options };
   }
 
   findDatabase(name: string): DatabaseEntry | undefined {
@@ -271,7 +319,10 @@ export class Sluice implements ClientContext {
   // ---------------------------------------------------------------- lifecycle
   /** Applies a new config; connected clients keep going. */
   reload(config: Config): void {
+    // Certificates are re-read here; a broken file throws before anything changes.
+    const tls = this.buildClientTls(config);
     this.config = config;
+    this.clientTls = tls;
     this.pooler.reconfigure(config);
   }
 
@@ -298,6 +349,7 @@ export class Sluice implements ClientContext {
     }
     for (const c of [...this.clients]) c.fatal({ code: '57P01', message: 'Sluice is shutting down' });
     await this.admin?.close();
+    await closeLookupPools();
     this.pooler.stop();
     this.pooler.closeAll('shutdown');
   }

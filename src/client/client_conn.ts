@@ -1,14 +1,15 @@
 // The per-client state machine: startup, authentication, welcome, then the
 // query loop that links the client to a server for a session, a transaction
 // or a statement, and unlinks it only when the server is known clean.
-import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type net from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { MessageReader, Verdict, type FrameSink } from '../protocol/framer.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { StartupReader, NEWEST_MINOR, type StartupPacket } from '../protocol/startup.js';
 import {
-  AUTH_OK,
   SSL_NO,
+  SSL_YES,
   backendKeyData,
   errorResponse,
   negotiateProtocolVersion,
@@ -56,6 +57,9 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
   cancelPid = 0;
   cancelKey: Buffer = Buffer.alloc(0);
   tls = false;
+  /** The verified client certificate's CN (auth_type cert). */
+  certCommonName: string | undefined;
+  socket: net.Socket;
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly isUnix: boolean;
@@ -74,18 +78,63 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
   private sentFatal = false;
 
   constructor(
-    readonly socket: net.Socket,
+    socket: net.Socket,
     private readonly ctx: ClientContext,
   ) {
+    this.socket = socket;
     this.remoteAddress = socket.remoteAddress ?? 'unix';
     this.remotePort = socket.remotePort ?? 0;
     this.isUnix = socket.remoteAddress === undefined;
     this.reader = new MessageReader(this, CLIENT_INSPECT, ctx.settings().max_packet_size);
     socket.setNoDelay?.(true);
+    this.attach(socket);
+  }
+
+  private attach(socket: net.Socket): void {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.close(`client socket error: ${err.message}`));
     socket.on('close', () => this.close('client closed the connection'));
     socket.on('drain', () => this.server?.socket.resume());
+  }
+
+  /**
+   * Hands the socket to TLS: after an SSLRequest (answer 'S' first) or for a
+   * direct TLS handshake (PostgreSQL 17's sslnegotiation=direct, `replay` holds
+   * the bytes already read). Startup begins again on the encrypted socket.
+   */
+  startTls(upgrade: (raw: net.Socket) => Promise<TLSSocket>, direct: Buffer | null): void {
+    const raw = this.socket;
+    raw.removeAllListeners('data');
+    raw.removeAllListeners('close');
+    raw.removeAllListeners('error');
+    raw.removeAllListeners('drain');
+    raw.on('error', () => {});
+    if (direct) raw.unshift(direct);
+    else raw.write(SSL_YES);
+    upgrade(raw).then(
+      (secure) => {
+        if (this.state === 'closed') {
+          secure.destroy();
+          return;
+        }
+        if (direct && secure.alpnProtocol !== 'postgresql') {
+          // PostgreSQL requires ALPN for direct TLS, so that a TLS client of another protocol cannot be confused for ours.
+          secure.destroy();
+          this.close('direct TLS without ALPN "postgresql"');
+          return;
+        }
+        this.socket = secure;
+        this.tls = true;
+        this.certCommonName = this.ctx.verifiedCommonName?.(secure);
+        secure.setNoDelay?.(true);
+        this.attach(secure);
+        this.startupReader = new StartupReader();
+      },
+      (err: unknown) => {
+        raw.destroy();
+        this.close(`TLS handshake failed: ${err instanceof Error ? err.message : String(err)}`);
+      },
+    );
   }
 
   get mode(): PoolMode {
@@ -103,6 +152,12 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
   }
 
   private onStartupData(chunk: Buffer): void {
+    // A TLS ClientHello (record type 22) instead of a startup packet: direct TLS.
+    if (chunk[0] === 0x16 && !this.tls && this.ctx.tlsUpgrade) {
+      this.startupReader = null;
+      this.ctx.tlsUpgrade(this, chunk);
+      return;
+    }
     let data: Buffer | null = chunk;
     while (data && this.startupReader && this.state === 'startup') {
       let got: { packet: StartupPacket; rest: Buffer } | null;
@@ -121,16 +176,14 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
           this.fatal({ code: '08P01', message: 'unexpected data after SSL/GSSENC request' });
           return;
         }
-        const upgrade = p.kind === 'ssl' ? this.ctx.tlsUpgrade : undefined;
+        const upgrade = p.kind === 'ssl' && !this.tls ? this.ctx.tlsUpgrade : undefined;
         if (upgrade) {
           this.startupReader = null; // the TLS layer gives us a new socket
-          upgrade(this);
-        } else {
-          if (p.kind === 'ssl' && this.ctx.tlsRequired(this)) {
-            // We will refuse after the StartupMessage with a clear error.
-          }
-          this.socket.write(SSL_NO);
+          upgrade(this, null);
+          return;
         }
+        // No TLS here (or GSSAPI): the client may go on in plain text; a TLS-only setup refuses it after startup.
+        this.socket.write(SSL_NO);
         continue;
       }
       if (p.kind === 'cancel') {
@@ -185,7 +238,6 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
   onAuthMessage: ((type: number, body: Buffer) => void) | null = null;
 
   private onAuthenticated(): void {
-    this.socket.write(AUTH_OK);
     if (this.ctx.isAdminDatabase(this.database)) {
       this.state = 'idle';
       this.ctx.startAdmin(this);

@@ -13,8 +13,10 @@ export interface ClientContext {
   /** Runs client authentication; calls back once with null (ok) or the error to send. */
   authenticate(client: ClientConn, done: (err: ErrorFields | null) => void): void;
   tlsRequired(client: ClientConn): boolean;
-  /** Present when client TLS is configured: takes over the socket after an SSLRequest. */
-  tlsUpgrade?: (client: ClientConn) => void;
+  /** Present when client TLS is configured: takes over the socket after an SSLRequest (direct = bytes of a direct TLS handshake). */
+  tlsUpgrade?: (client: ClientConn, direct: Buffer | null) => void;
+  /** The CN of a verified client certificate. */
+  verifiedCommonName?: (socket: import('node:tls').TLSSocket) => string | undefined;
   findDatabase(name: string): DatabaseEntry | undefined;
   poolFor(db: DatabaseEntry, user: string): Pool;
   registerCancel(client: ClientConn): number;

@@ -59,7 +59,8 @@ export const PIN_POLICIES: readonly PinPolicy[] = ['pin', 'error', 'allow'];
 export { POOL_MODES, AUTH_TYPES, TLS_MODES };
 
 const DEFAULT_AUTH_QUERY =
-  'SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END FROM pg_authid WHERE rolname=$1 AND rolcanlogin';
+  // Schema-qualified throughout, so a search_path on the lookup connection cannot redirect it.
+  'SELECT rolname, CASE WHEN rolvaliduntil < pg_catalog.now() THEN NULL ELSE rolpassword END FROM pg_catalog.pg_authid WHERE rolname OPERATOR(pg_catalog.=) $1 AND rolcanlogin';
 
 type SpecInput = Omit<SettingSpec, 'key' | 'supported' | 'sluice' | 'reloadable'> & {
   readonly reloadable?: boolean;

@@ -75,7 +75,7 @@ export class Pool implements ServerEvents {
   constructor(
     readonly db: DatabaseEntry,
     readonly user: string,
-    readonly target: ServerTarget,
+    public target: ServerTarget,
     public settings: PoolSettings,
     private readonly host: PoolHost,
   ) {}

@@ -86,23 +86,27 @@ export class Pooler implements PoolHost {
   }
 
   /** The pool for a client of `db` logging in as `user` (created on first use). */
+  private targetFor(db: DatabaseEntry, serverUser: string, user: string): ServerTarget {
+    const s = this.settings;
+    return {
+      host: db.host || '/tmp',
+      port: db.port || 5432,
+      database: db.dbname || db.name,
+      user: serverUser,
+      startupParams: this.serverStartupParams(db),
+      auth: this.serverAuth(db, serverUser, user),
+      tls: this.serverTls(db),
+      keepAlive: s.tcp_keepalive,
+      maxPacketSize: s.max_packet_size,
+    };
+  }
+
   poolFor(db: DatabaseEntry, user: string): Pool {
     const serverUser = db.user || user;
     const key = `${db.name}\u0000${serverUser}`;
     let pool = this.pools.get(key);
     if (!pool) {
-      const s = this.settings;
-      const target: ServerTarget = {
-        host: db.host || '/tmp',
-        port: db.port || 5432,
-        database: db.dbname || db.name,
-        user: serverUser,
-        startupParams: this.serverStartupParams(db),
-        auth: this.serverAuth(db, serverUser, user),
-        tls: this.serverTls(db),
-        keepAlive: s.tcp_keepalive,
-        maxPacketSize: s.max_packet_size,
-      };
+      const target = this.targetFor(db, serverUser, user);
       pool = new Pool(db, serverUser, target, this.poolSettingsFor(db, user), this);
       pool.observer = this.poolObserver;
       this.pools.set(key, pool);
@@ -171,7 +175,10 @@ export class Pooler implements PoolHost {
   reconfigure(config: Config): void {
     this.config = config;
     for (const p of this.pools.values()) {
-      p.settings = this.poolSettingsFor(this.findDatabase(p.db.name) ?? p.db, p.user);
+      const db = this.findDatabase(p.db.name) ?? p.db;
+      p.settings = this.poolSettingsFor(db, p.user);
+      // New connections use the new host, password and TLS files.
+      p.target = this.targetFor(db, p.user, p.user);
       p.kick();
     }
   }

@@ -1,41 +1,47 @@
-// Answers PostgreSQL's authentication requests when Sluice logs in as a pool's
-// user. Passwords come from the [databases] entry, else from auth_file.
-import { createHash } from 'node:crypto';
+// Logging in to PostgreSQL as a pool's user: the password comes from the
+// [databases] entry, else from auth_file (plaintext or md5 hash), else from
+// SCRAM keys recovered from a client's SCRAM login (pass-through).
 import type { Config, DatabaseEntry } from '../config/types.js';
+import { createServerLogin } from '../auth/server_login.js';
+import type { ScramKeys } from '../protocol/scram.js';
 import type { ServerTarget } from './server_conn.js';
 
-function passwordMessage(password: string): Buffer {
-  const body = Buffer.from(password + '\0', 'utf8');
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = 0x70; // 'p'
-  out.writeInt32BE(4 + body.length, 1);
-  body.copy(out, 5);
-  return out;
+/**
+ * What Sluice learnt at client login, by user name: SCRAM keys recovered from a
+ * client's proof, and md5 hashes fetched by auth_query (enough for md5 servers).
+ */
+export class PassthroughKeys {
+  private readonly keys = new Map<string, ScramKeys>();
+  private readonly secrets = new Map<string, string>();
+  remember(user: string, keys: ScramKeys): void {
+    this.keys.set(user, keys);
+  }
+  get(user: string): ScramKeys | undefined {
+    return this.keys.get(user);
+  }
+  rememberSecret(user: string, secret: string): void {
+    this.secrets.set(user, secret);
+  }
+  secret(user: string): string | undefined {
+    return this.secrets.get(user);
+  }
 }
 
-function md5hex(data: Buffer | string): string {
-  return createHash('md5').update(data).digest('hex');
-}
-
-export function serverAuthFactory(getConfig: () => Config) {
-  return (db: DatabaseEntry, serverUser: string): ServerTarget['auth'] => {
-    return (body: Buffer) => {
+export function serverAuthFactory(getConfig: () => Config, passthrough: PassthroughKeys) {
+  return (db: DatabaseEntry, serverUser: string): ServerTarget['auth'] =>
+    () => {
       const config = getConfig();
-      const secret = db.password || config.userlist.get(serverUser)?.secret || '';
-      const code = body.readInt32BE(0);
-      if (code === 3) {
-        if (!secret || secret.startsWith('md5') || secret.startsWith('SCRAM-SHA-256$')) {
-          return { error: `server asked for a cleartext password for user "${serverUser}", but none is configured` };
+      const stored = db.password || config.userlist.get(serverUser)?.secret || passthrough.secret(serverUser) || '';
+      // A SCRAM secret cannot answer PostgreSQL by itself; only the client's proof unlocks it.
+      const password = stored && !stored.startsWith('SCRAM-SHA-256$') ? stored : undefined;
+      const login = createServerLogin({ user: serverUser, password, scramKeys: password ? undefined : passthrough.get(serverUser) });
+      return (body: Buffer) => {
+        const step = login.onAuthRequest(body);
+        if (step.error) {
+          const hint = password === undefined && !passthrough.get(serverUser) ? ' (no password configured for this user in [databases] or auth_file)' : '';
+          return { error: step.error + hint };
         }
-        return { send: passwordMessage(secret) };
-      }
-      if (code === 5) {
-        if (!secret || secret.startsWith('SCRAM-SHA-256$')) return { error: `server asked for an md5 password for user "${serverUser}", but none is configured` };
-        const salt = body.subarray(4, 8);
-        const inner = /^md5[0-9a-f]{32}$/.test(secret) ? secret.slice(3) : md5hex(secret + serverUser);
-        return { send: passwordMessage('md5' + md5hex(Buffer.concat([Buffer.from(inner), salt]))) };
-      }
-      return { error: `server requested an authentication method (${code}) this build cannot answer` };
+        return step.send ? { send: step.send } : {};
+      };
     };
-  };
 }

@@ -22,8 +22,8 @@ export interface ServerTarget {
   readonly database: string;
   readonly user: string;
   readonly startupParams: Readonly<Record<string, string>>;
-  /** Produces the answer to each Authentication request, or an error. */
-  readonly auth: (body: Buffer) => { send?: Buffer; error?: string };
+  /** Starts a login exchange for one connection; it answers each Authentication request. */
+  readonly auth: () => (body: Buffer) => { send?: Buffer; error?: string };
   readonly tls?: { mode: 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full'; options: tls.ConnectionOptions };
   readonly keepAlive: boolean;
   readonly maxPacketSize: number;
@@ -79,6 +79,7 @@ export class ServerConn implements FrameSink {
   poolSlot: unknown = null;
   private internal: { cb: (err: ServerQueryError | null) => void; error: ServerQueryError | null } | null = null;
   private loginError: { message: string; raw: Buffer; sqlstate: string } | null = null;
+  private readonly login: (body: Buffer) => { send?: Buffer; error?: string };
 
   constructor(
     readonly target: ServerTarget,
@@ -86,6 +87,7 @@ export class ServerConn implements FrameSink {
     connectTimeoutMs: number,
   ) {
     this.reader = new MessageReader(this, SERVER_INSPECT, target.maxPacketSize);
+    this.login = target.auth();
     this.connectDeadline = connectTimeoutMs > 0 ? Date.now() + connectTimeoutMs : 0;
     this.socket = this.target.host.startsWith('/')
       ? net.connect({ path: `${this.target.host}/.s.PGSQL.${this.target.port}` })
@@ -184,8 +186,7 @@ export class ServerConn implements FrameSink {
     switch (type) {
       case 0x52 /* R */: {
         const body = data.subarray(start + 5, end);
-        if (body.length >= 4 && body.readInt32BE(0) === 0) return Verdict.Consumed;
-        const answer = this.target.auth(body);
+        const answer = this.login(body);
         if (answer.error) this.failLogin(answer.error, '28000');
         else if (answer.send) this.socket.write(answer.send);
         return Verdict.Consumed;

@@ -1,0 +1,156 @@
+// Client authentication: picks the method (auth_type, or the first matching
+// auth_hba_file rule), finds the user's secret (auth_file, else auth_query),
+// and drives the exchange. Every failure a client can cause ends in 28P01 /
+// 28000 with the same text for a wrong password and an unknown user.
+import pg from 'pg';
+import type { Config, DatabaseEntry } from '../config/types.js';
+import { createClientAuth, type ClientAuthMethod } from '../auth/client_auth.js';
+import { loadHbaFile, findHbaRule, type HbaFile } from '../auth/hba.js';
+import type { ErrorFields } from '../protocol/messages.js';
+import type { ScramKeys } from '../protocol/scram.js';
+import type { ClientConn } from './client_conn.js';
+
+export interface AuthEnvironment {
+  config(): Config;
+  findDatabase(name: string): DatabaseEntry | undefined;
+  onScramKeys(user: string, keys: ScramKeys): void;
+  /** A secret auth_query returned (md5 hashes can log in to md5 servers). */
+  onLookedUpSecret(user: string, secret: string): void;
+}
+
+const hbaCache = new WeakMap<Config, HbaFile>();
+
+function hbaRules(config: Config): HbaFile {
+  let hba = hbaCache.get(config);
+  if (!hba) {
+    hba = loadHbaFile(config.settings.auth_hba_file);
+    hbaCache.set(config, hba);
+  }
+  return hba;
+}
+
+/** The method for this client, and the hba rule's location when one decided it. */
+function chooseMethod(config: Config, client: ClientConn): { method: ClientAuthMethod; rule?: string } {
+  const type = config.settings.auth_type;
+  if (type !== 'hba') {
+    if (type === 'pam') return { method: 'reject' };
+    return { method: type };
+  }
+  const rule = findHbaRule(hbaRules(config).rules, {
+    local: client.isUnix,
+    tls: client.tls,
+    address: client.remoteAddress,
+    database: client.database,
+    user: client.user,
+  });
+  if (!rule) return { method: 'reject' };
+  return { method: rule.method, rule: `${rule.file}:${rule.line}` };
+}
+
+function needsSecret(method: ClientAuthMethod): boolean {
+  return method === 'plain' || method === 'password' || method === 'md5' || method === 'scram-sha-256';
+}
+
+export function authenticateClient(env: AuthEnvironment, client: ClientConn, done: (err: ErrorFields | null) => void): void {
+  const config = env.config();
+  let choice: { method: ClientAuthMethod; rule?: string };
+  try {
+    choice = chooseMethod(config, client);
+  } catch (err) {
+    done({ code: '28000', message: `authentication configuration error: ${err instanceof Error ? err.message : String(err)}` });
+    return;
+  }
+  const { method } = choice;
+  if (method === 'reject') {
+    const why = choice.rule ? `rejected by ${choice.rule}` : 'no auth_hba_file rule matches';
+    done({ code: '28000', message: `connection for user "${client.user}" to database "${client.database}" is not allowed (${why})` });
+    return;
+  }
+  const listed = config.userlist.get(client.user)?.secret;
+  const proceed = (secret: string | undefined) => {
+    if (client.state !== 'auth') return;
+    const auth = createClientAuth({
+      method,
+      user: client.user,
+      secret,
+      // Like PgBouncer, trust still wants the user in auth_file — when there is one.
+      requireKnownUser: method === 'trust' ? config.settings.auth_file !== '' : false,
+      certCommonName: client.certCommonName,
+    });
+    const finish = () => {
+      const r = auth.result;
+      if (!r) return;
+      client.onAuthMessage = null;
+      if (r.ok) {
+        if (r.scramKeys) env.onScramKeys(client.user, r.scramKeys);
+        done(null);
+      } else done({ code: r.sqlstate, message: r.message });
+    };
+    for (const m of auth.start()) client.sendAuth(m);
+    if (auth.result) return finish();
+    client.onAuthMessage = (type, body) => {
+      const step = auth.onMessage(type, body);
+      for (const m of step.send) client.sendAuth(m);
+      if (step.result) finish();
+    };
+  };
+  if (listed !== undefined || !needsSecret(method) || !config.settings.auth_user && !env.findDatabase(client.database)?.auth_user) {
+    proceed(listed);
+    return;
+  }
+  lookupSecret(env, client).then((secret) => {
+    if (secret !== undefined && /^md5[0-9a-f]{32}$/.test(secret)) env.onLookedUpSecret(client.user, secret);
+    proceed(secret);
+  }, (err: unknown) => {
+    if (client.state !== 'auth') return;
+    done({ code: '28000', message: `auth_query failed: ${err instanceof Error ? err.message : String(err)}` });
+  });
+}
+
+// One small pg pool per auth_query target, reused across logins.
+const lookupPools = new Map<string, pg.Pool>();
+
+/**
+ * Runs auth_query as auth_user. The lookup connection uses only Sluice's own
+ * settings — never the client's startup parameters — so a client cannot steer
+ * search_path or anything else on it.
+ */
+async function lookupSecret(env: AuthEnvironment, client: ClientConn): Promise<string | undefined> {
+  const config = env.config();
+  const s = config.settings;
+  const clientDb = env.findDatabase(client.database);
+  const authDbName = clientDb?.auth_dbname || s.auth_dbname || client.database;
+  const db = env.findDatabase(authDbName);
+  if (!db) throw new Error(`auth_dbname "${authDbName}" is not a configured database`);
+  const authUser = clientDb?.auth_user || s.auth_user;
+  const password = config.userlist.get(authUser)?.secret;
+  const host = db.host || '/tmp';
+  const key = JSON.stringify([host, db.port, db.dbname || db.name, authUser, password ?? '']);
+  let pool = lookupPools.get(key);
+  if (!pool) {
+    pool = new pg.Pool({
+      host,
+      port: db.port || 5432,
+      database: db.dbname || db.name,
+      user: authUser,
+      password: password && !password.startsWith('md5') && !password.startsWith('SCRAM-SHA-256$') ? password : undefined,
+      max: 2,
+      idleTimeoutMillis: 10_000,
+      connectionTimeoutMillis: Math.max(1000, s.server_connect_timeout || 15_000),
+      application_name: 'sluice auth_query',
+      options: '-c search_path=pg_catalog',
+    });
+    pool.on('error', () => {});
+    lookupPools.set(key, pool);
+  }
+  const r = await pool.query<{ rolname: string; rolpassword: string | null }>({ text: s.auth_query, values: [client.user], rowMode: 'array' } as never);
+  const row = (r.rows as unknown as Array<[string, string | null]>)[0];
+  if (!row || row[1] === null || row[1] === undefined) return undefined;
+  return String(row[1]);
+}
+
+export async function closeLookupPools(): Promise<void> {
+  const pools = [...lookupPools.values()];
+  lookupPools.clear();
+  await Promise.all(pools.map((p) => p.end().catch(() => {})));
+}

@@ -1,0 +1,233 @@
+// Issue 4: client authentication through Sluice, server-side login, auth_query, and hostile input.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import pg from 'pg';
+import postgres from 'postgres';
+import { startPostgres, type TestPostgres } from './harness/postgres.js';
+import { startSluice, type TestSluice } from './harness/sluice.js';
+import { run } from './harness/processes.js';
+import { readMessages } from './harness/wire.js';
+import { buildScramSecret, formatScramSecret } from '../src/protocol/scram.js';
+import { md5StoredSecret } from '../src/protocol/md5.js';
+import { startupMessage } from '../src/protocol/messages.js';
+
+type PgErr = Error & { code?: string };
+let server: TestPostgres;
+
+const userlist = (entries: Record<string, string>) =>
+  Object.entries(entries)
+    .map(([u, s]) => `"${u}" "${s.replace(/"/g, '""')}"`)
+    .join('\n') + '\n';
+
+before(async () => {
+  server = await startPostgres({
+    hba: [
+      'local all all trust',
+      'host all postgres 127.0.0.1/32 trust',
+      'host all plain_u,md5_u,scram_u,uni_u 127.0.0.1/32 trust',
+      'host all md5_srv,aq_md5 127.0.0.1/32 md5',
+      'host all all 127.0.0.1/32 scram-sha-256',
+      '',
+    ].join('\n'),
+    conf: { password_encryption: "'scram-sha-256'" },
+  });
+  const c = new pg.Client({ host: server.cluster.socketDir, port: server.port, user: 'postgres', database: 'postgres' });
+  await c.connect();
+  await c.query('create role plain_u login; create role md5_u login; create role scram_u login; create role uni_u login');
+  await c.query("create role scram_srv login password 'server secret'");
+  await c.query("set password_encryption = 'md5'; create role md5_srv login password 'md5 secret'; reset password_encryption");
+  await c.query("create role passthru login password 'pass through'");
+  await c.query("create role aq_scram login password 'aq scram pw'");
+  await c.query("set password_encryption = 'md5'; create role aq_md5 login password 'aq md5 pw'; reset password_encryption");
+  await c.query("create role aq_expired login password 'old pw' valid until '2001-01-01'");
+  await c.end();
+});
+after(async () => server?.stop());
+
+async function pgLogin(url: string): Promise<number> {
+  const c = new pg.Client({ connectionString: url });
+  c.on('error', () => {});
+  await c.connect();
+  try {
+    return (await c.query('select 1 as one')).rows[0].one;
+  } finally {
+    await c.end();
+  }
+}
+
+async function pgRefused(url: string): Promise<PgErr> {
+  try {
+    await pgLogin(url);
+  } catch (err) {
+    return err as PgErr;
+  }
+  throw new Error('expected the login to be refused');
+}
+
+async function withSluice(settings: Record<string, string | number | boolean>, list: string, fn: (s: TestSluice) => Promise<void>) {
+  const s = await startSluice({ pg: server, settings: { pool_mode: 'transaction', ...settings }, userlistText: list });
+  try {
+    await fn(s);
+  } finally {
+    await s.stop();
+  }
+}
+
+const clientSecrets = {
+  plain_u: 'plain pw',
+  md5_u: md5StoredSecret('md5 pw', 'md5_u'),
+  scram_u: formatScramSecret(buildScramSecret('scram pw')),
+  uni_u: formatScramSecret(buildScramSecret('pässwörd ﬁ')),
+};
+
+for (const method of ['plain', 'md5', 'scram-sha-256'] as const) {
+  test(`auth_type=${method}: psql, node-postgres and postgres.js log in; wrong password and unknown user get 28P01`, async () => {
+    await withSluice({ auth_type: method }, userlist(clientSecrets), async (s) => {
+      // plaintext secrets serve every method; md5 secrets serve plain and md5; SCRAM secrets serve plain, md5 (as SCRAM) and SCRAM.
+      const logins: Array<[string, string]> = [['plain_u', 'plain pw'], ['scram_u', 'scram pw']];
+      if (method !== 'scram-sha-256') logins.push(['md5_u', 'md5 pw']);
+      for (const [user, pw] of logins) assert.equal(await pgLogin(s.url('postgres', user, pw)), 1, `${user} via pg`);
+      const [user, pw] = logins[0];
+      const r = await run('psql', [s.url('postgres', user, pw), '-XAtc', 'select current_user']);
+      assert.equal(r.stdout.trim(), user, r.stderr);
+      const sql = postgres(s.url('postgres', 'scram_u', 'scram pw'), { max: 1, onnotice: () => {} });
+      assert.equal((await sql`select 2 as two`)[0].two, 2);
+      await sql.end();
+      const wrong = await pgRefused(s.url('postgres', 'plain_u', 'nope'));
+      const unknown = await pgRefused(s.url('postgres', 'nobody_here', 'nope'));
+      assert.equal(wrong.code, '28P01');
+      assert.equal(unknown.code, '28P01');
+      assert.equal(wrong.message.replace('plain_u', 'X'), unknown.message.replace('nobody_here', 'X'), 'same error text for both');
+    });
+  });
+}
+
+test('SCRAM with a non-ASCII password (SASLprep) works from node-postgres and psql', async () => {
+  await withSluice({ auth_type: 'scram-sha-256' }, userlist(clientSecrets), async (s) => {
+    assert.equal(await pgLogin(s.url('postgres', 'uni_u', 'pässwörd ﬁ')), 1);
+    const r = await run('psql', ['-XAtc', 'select 1', `host=127.0.0.1 port=${s.port} user=uni_u dbname=postgres`], { env: { PGPASSWORD: 'pässwörd ﬁ' } });
+    assert.equal(r.stdout.trim(), '1', r.stderr);
+  });
+});
+
+test('auth_type=trust and any; hba picks methods per rule and rejects with the rule location', async () => {
+  await withSluice({ auth_type: 'trust' }, '', async (s) => assert.equal(await pgLogin(s.url('postgres', 'plain_u')), 1));
+  await withSluice({ auth_type: 'any' }, '', async (s) => assert.equal(await pgLogin(s.url('postgres', 'plain_u')), 1));
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sluice-hba-'));
+  const hbaFile = path.join(dir, 'hba.conf');
+  writeFileSync(hbaFile, ['host all scram_u 127.0.0.1/32 scram-sha-256', 'host all plain_u 127.0.0.1/32 password', 'host all md5_u 0.0.0.0/0 reject', ''].join('\n'));
+  await withSluice({ auth_type: 'hba', auth_hba_file: hbaFile }, userlist(clientSecrets), async (s) => {
+    assert.equal(await pgLogin(s.url('postgres', 'scram_u', 'scram pw')), 1);
+    assert.equal(await pgLogin(s.url('postgres', 'plain_u', 'plain pw')), 1);
+    const rejected = await pgRefused(s.url('postgres', 'md5_u', 'md5 pw'));
+    assert.equal(rejected.code, '28000');
+    assert.match(rejected.message, /hba\.conf:3/);
+  });
+});
+
+test('server side: Sluice logs in to PostgreSQL requiring scram-sha-256 and md5 with stored passwords', async () => {
+  await withSluice({ auth_type: 'trust' }, userlist({ scram_srv: 'server secret', md5_srv: 'md5 secret' }), async (s) => {
+    assert.equal(await pgLogin(s.url('postgres', 'scram_srv')), 1);
+    assert.equal(await pgLogin(s.url('postgres', 'md5_srv')), 1);
+  });
+  // An md5 hash in auth_file is enough for an md5 server.
+  await withSluice({ auth_type: 'trust' }, userlist({ md5_srv: md5StoredSecret('md5 secret', 'md5_srv') }), async (s) => {
+    assert.equal(await pgLogin(s.url('postgres', 'md5_srv')), 1);
+  });
+});
+
+test('SCRAM pass-through: no plaintext anywhere, Sluice logs in with the key from the client proof', async () => {
+  const admin = new pg.Client({ connectionString: server.url() });
+  await admin.connect();
+  const secret = (await admin.query("select rolpassword from pg_authid where rolname = 'passthru'")).rows[0].rolpassword as string;
+  await admin.end();
+  assert.match(secret, /^SCRAM-SHA-256\$/);
+  await withSluice({ auth_type: 'scram-sha-256' }, userlist({ passthru: secret }), async (s) => {
+    assert.equal(await pgLogin(s.url('postgres', 'passthru', 'pass through')), 1);
+    const wrong = await pgRefused(s.url('postgres', 'passthru', 'guess'));
+    assert.equal(wrong.code, '28P01');
+  });
+});
+
+test('auth_query against pg_authid: SCRAM and md5 users log in, an expired role is refused', async () => {
+  await withSluice({ auth_type: 'md5', auth_user: 'postgres' }, userlist({ postgres: '' }).replace('"postgres" ""', '"postgres" ""'), async (s) => {
+    assert.equal(await pgLogin(s.url('postgres', 'aq_scram', 'aq scram pw')), 1);
+    assert.equal(await pgLogin(s.url('postgres', 'aq_md5', 'aq md5 pw')), 1);
+    const expired = await pgRefused(s.url('postgres', 'aq_expired', 'old pw'));
+    assert.equal(expired.code, '28P01');
+    const wrong = await pgRefused(s.url('postgres', 'aq_scram', 'wrong'));
+    assert.equal(wrong.code, '28P01');
+  });
+});
+
+test('auth_query cannot be steered by client startup parameters', async () => {
+  await withSluice({ auth_type: 'scram-sha-256', auth_user: 'postgres' }, userlist({ postgres: '' }), async (s) => {
+    // A client asking for a hostile search_path still authenticates against pg_catalog.pg_authid.
+    const c = new pg.Client({ connectionString: s.url('postgres', 'aq_scram', 'aq scram pw'), options: '-c search_path=evil' });
+    await c.connect();
+    assert.equal((await c.query('select 1 as x')).rows[0].x, 1);
+    await c.end();
+  });
+});
+
+function raw(port: number) {
+  const socket = net.connect({ host: '127.0.0.1', port });
+  const msgs = readMessages(socket);
+  return { socket, msgs };
+}
+
+function frame(type: string, body: Buffer): Buffer {
+  const out = Buffer.alloc(5 + body.length);
+  out[0] = type.charCodeAt(0);
+  out.writeInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
+}
+
+test('fuzz: malformed SSLRequest, StartupMessage, SASLInitialResponse and SASLResponse end in an error or a closed socket; Sluice keeps serving', async () => {
+  await withSluice({ auth_type: 'scram-sha-256' }, userlist(clientSecrets), async (s) => {
+    const ssl = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
+    const cases: Buffer[] = [
+      Buffer.concat([ssl, Buffer.from('garbage after ssl request')]),
+      Buffer.from([0, 0, 0, 9, 0x04, 0xd2, 0x16, 0x2f, 0]),
+      Buffer.from([0, 0, 0, 4]),
+      Buffer.from([0xff, 0xff, 0xff, 0xff, 0, 3, 0, 0]),
+      Buffer.concat([Buffer.from([0, 0, 0, 20, 0, 3, 0, 0]), Buffer.from('user\0x')]),
+      Buffer.concat([Buffer.from([0, 0, 0, 16, 0, 2, 0, 0]), Buffer.from('user\0x\0\0')]),
+    ];
+    const sasl = (payload: Buffer, mech = 'SCRAM-SHA-256') => {
+      const len = Buffer.alloc(4);
+      len.writeInt32BE(payload.length);
+      return frame('p', Buffer.concat([Buffer.from(mech + '\0'), len, payload]));
+    };
+    const afterStartup: Buffer[] = [
+      sasl(Buffer.from('n,,n=,r=' + 'A'.repeat(100_000))),
+      sasl(Buffer.from('p=tls-server-end-point,,n=,r=abc')),
+      sasl(Buffer.from('n,,n=,r=abc'), 'PLAIN'),
+      frame('p', Buffer.from([0xff, 0xff])),
+      sasl(Buffer.from('x')),
+      Buffer.concat([sasl(Buffer.from('n,,n=,r=abcdef')), frame('p', Buffer.from('c=bm90IGdzMg==,r=zzz,p=%%%notbase64'))]),
+      Buffer.concat([sasl(Buffer.from('y,,n=,r=abcdef')), frame('p', Buffer.from('c=biws,r=abcdef,p=' + 'A'.repeat(44)))]),
+    ];
+    for (const bytes of cases) {
+      const { socket, msgs } = raw(s.port);
+      socket.write(bytes);
+      await Promise.race([msgs.until((m) => m.type === 'E').catch(() => null), msgs.closed]);
+      socket.destroy();
+    }
+    for (const bytes of afterStartup) {
+      const { socket, msgs } = raw(s.port);
+      socket.write(startupMessage({ user: 'scram_u', database: 'postgres' }));
+      await msgs.until((m) => m.type === 'R');
+      socket.write(bytes);
+      const e = await Promise.race([msgs.until((m) => m.type === 'E').catch(() => null), msgs.closed.then(() => null)]);
+      if (e) assert.match(e.fields?.get('C') ?? '', /^(28P01|08P01|28000)$/);
+      socket.destroy();
+    }
+    assert.equal(await pgLogin(s.url('postgres', 'scram_u', 'scram pw')), 1);
+  });
+});
