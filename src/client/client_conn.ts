@@ -4,6 +4,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type net from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { Duplex } from 'node:stream';
 import { MessageReader, Verdict, type FrameSink } from '../protocol/framer.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { StartupReader, NEWEST_MINOR, type StartupPacket } from '../protocol/startup.js';
@@ -109,9 +110,8 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
     raw.removeAllListeners('error');
     raw.removeAllListeners('drain');
     raw.on('error', () => {});
-    if (direct) raw.unshift(direct);
-    else raw.write(SSL_YES);
-    upgrade(raw).then(
+    if (!direct) raw.write(SSL_YES);
+    upgrade(direct ? replaying(raw, direct) : raw).then(
       (secure) => {
         if (this.state === 'closed') {
           secure.destroy();
@@ -703,6 +703,37 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
       });
     } else afterRollback();
   }
+}
+
+/**
+ * A stream that yields `prefix` and then whatever `raw` receives. TLS over a
+ * plain net.Socket reads its native handle directly, so bytes we already read
+ * (a direct-TLS ClientHello) must be handed over through a JS stream instead.
+ */
+function replaying(raw: net.Socket, prefix: Buffer): net.Socket {
+  const stream = new Duplex({
+    read() {
+      raw.resume();
+    },
+    write(chunk: Buffer, _enc, cb) {
+      raw.write(chunk, cb);
+    },
+    final(cb) {
+      raw.end();
+      cb();
+    },
+    destroy(err, cb) {
+      raw.destroy();
+      cb(err);
+    },
+  });
+  stream.push(prefix);
+  raw.on('data', (c: Buffer) => {
+    if (!stream.push(c)) raw.pause();
+  });
+  raw.on('end', () => stream.push(null));
+  raw.on('close', () => stream.destroy());
+  return stream as unknown as net.Socket;
 }
 
 /** The SQLSTATE (C field) of an ErrorResponse, without building a field map. */

@@ -31,6 +31,8 @@ export interface FrameSink {
 }
 
 const HEADER = 5;
+/** PostgreSQL's largest message (MaxAllocSize - 1). */
+export const PG_MAX_MESSAGE = 0x3fffffff;
 /**
  * First buffer for a split inspected message. A message is buffered in memory
  * proportional to the bytes that actually arrived (growing by doubling up to its
@@ -75,7 +77,8 @@ export class MessageReader {
     private readonly inspect: Uint8Array,
     maxPacketSize: number,
   ) {
-    this.maxPacketSize = maxPacketSize;
+    // PostgreSQL itself refuses messages of 1 GB or more; a larger max_packet_size cannot be honoured.
+    this.maxPacketSize = Math.min(maxPacketSize, PG_MAX_MESSAGE);
   }
 
   get isStopped(): boolean {

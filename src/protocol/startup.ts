@@ -49,6 +49,16 @@ export class StartupReader {
 
 export function parseStartupPacket(packet: Buffer): StartupPacket {
   const length = packet.length;
+  // Validate the frame itself first: a short buffer would otherwise throw a
+  // RangeError from readInt32BE, and a length word that disagrees with the bytes
+  // given means the caller framed it wrong (or a peer lied).
+  const declared = length >= 4 ? packet.readInt32BE(0) : -1;
+  if (length < 8 || declared !== length) {
+    throw new ProtocolError(
+      ProtocolErrorCode.BadStartup,
+      `invalid startup packet length ${declared < 0 && length < 4 ? length : declared} (${length} bytes received)`,
+    );
+  }
   const code = packet.readInt32BE(4);
   if (code === SSL_REQUEST_CODE || code === GSSENC_REQUEST_CODE) {
     if (length !== 8) throw new ProtocolError(ProtocolErrorCode.BadStartup, 'invalid length of SSL/GSSENC request');

@@ -1,0 +1,125 @@
+// Issue 4: TLS on both sides of Sluice, with certificates generated at test time.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
+import pg from 'pg';
+import { startPostgres, type TestPostgres } from './harness/postgres.js';
+import { startSluice, type TestSluice } from './harness/sluice.js';
+import { run } from './harness/processes.js';
+import { generateCerts, installServerCert, type TestCerts } from './harness/certs.js';
+import { readMessages } from './harness/wire.js';
+import { startupMessage } from '../src/protocol/messages.js';
+
+let server: TestPostgres;
+let certs: TestCerts;
+
+before(async () => {
+  certs = generateCerts({ users: ['cert_user'] });
+  server = await startPostgres({
+    hba: ['local all all trust', 'hostssl all all 127.0.0.1/32 trust', ''].join('\n'),
+  });
+  const files = installServerCert(certs, server.cluster.dataDir);
+  const c = new pg.Client({ host: server.cluster.socketDir, port: server.port, user: 'postgres', database: 'postgres' });
+  await c.connect();
+  await c.query('ALTER SYSTEM SET ssl = on');
+  await c.query(`ALTER SYSTEM SET ssl_cert_file = '${files.cert}'`);
+  await c.query(`ALTER SYSTEM SET ssl_key_file = '${files.key}'`);
+  await c.query('create role cert_user login');
+  await c.end();
+  await server.cluster.restart();
+});
+after(async () => {
+  await server?.stop();
+  certs?.cleanup();
+});
+
+function clientTlsSettings(mode: string) {
+  return {
+    client_tls_sslmode: mode,
+    client_tls_key_file: certs.serverKey,
+    client_tls_cert_file: certs.serverCert,
+    client_tls_ca_file: certs.caCert,
+    server_tls_sslmode: 'verify-full',
+    server_tls_ca_file: certs.caCert,
+  };
+}
+
+async function withSluice(settings: Record<string, string | number | boolean>, fn: (s: TestSluice) => Promise<void>) {
+  const s = await startSluice({ pg: server, settings: { pool_mode: 'transaction', ...settings } });
+  try {
+    await fn(s);
+  } finally {
+    await s.stop();
+  }
+}
+
+test('psql with sslmode=verify-full through Sluice, and Sluice to PostgreSQL under server_tls_sslmode=verify-full', async () => {
+  await withSluice(clientTlsSettings('require'), async (s) => {
+    const r = await run('psql', [
+      `host=localhost port=${s.port} user=postgres dbname=postgres sslmode=verify-full sslrootcert=${certs.caCert}`,
+      '-XAtc',
+      'select ssl from pg_stat_ssl where pid = pg_backend_pid()',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 't', 'the Sluice→PostgreSQL leg must be TLS (hostssl-only server)');
+    assert.ok([...s.app.clients].length >= 0);
+  });
+});
+
+test('client_tls_sslmode=require refuses a plaintext client with a clear error', async () => {
+  await withSluice(clientTlsSettings('require'), async (s) => {
+    const r = await run('psql', [`host=127.0.0.1 port=${s.port} user=postgres dbname=postgres sslmode=disable`, '-XAtc', 'select 1']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /SSL required/);
+  });
+});
+
+test('node-postgres with a verified TLS connection; a wrong CA is refused by the client', async () => {
+  await withSluice(clientTlsSettings('prefer'), async (s) => {
+    const ok = new pg.Client({ host: 'localhost', port: s.port, user: 'postgres', database: 'postgres', ssl: { ca: readFileSync(certs.caCert, 'utf8') } });
+    await ok.connect();
+    assert.equal((await ok.query('select 1 as x')).rows[0].x, 1);
+    await ok.end();
+    const bad = new pg.Client({ host: 'localhost', port: s.port, user: 'postgres', database: 'postgres', ssl: { ca: readFileSync(certs.otherCaCert, 'utf8') } });
+    bad.on('error', () => {});
+    await assert.rejects(bad.connect());
+  });
+});
+
+test('auth_type=cert: the client certificate CN is the user; no certificate, no login', async () => {
+  await withSluice({ ...clientTlsSettings('require'), auth_type: 'cert' }, async (s) => {
+    const client = certs.clients.cert_user;
+    const r = await run('psql', [
+      `host=localhost port=${s.port} user=cert_user dbname=postgres sslmode=verify-full sslrootcert=${certs.caCert} sslcert=${client.cert} sslkey=${client.key}`,
+      '-XAtc',
+      'select current_user',
+    ]);
+    assert.equal(r.stdout.trim(), 'cert_user', r.stderr);
+    const none = await run('psql', [`host=localhost port=${s.port} user=cert_user dbname=postgres sslmode=require`, '-XAtc', 'select 1']);
+    assert.notEqual(none.code, 0);
+  });
+});
+
+test('direct TLS (ALPN "postgresql", as PostgreSQL 17 sslnegotiation=direct) from a Node TLS client', async () => {
+  await withSluice(clientTlsSettings('require'), async (s) => {
+    const socket = tls.connect({ host: '127.0.0.1', port: s.port, servername: 'localhost', ca: readFileSync(certs.caCert), ALPNProtocols: ['postgresql'] });
+    await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+    assert.equal(socket.alpnProtocol, 'postgresql');
+    const msgs = readMessages(socket as unknown as import('node:net').Socket);
+    socket.write(startupMessage({ user: 'postgres', database: 'postgres' }));
+    await msgs.until((m) => m.type === 'Z');
+    socket.destroy();
+    // Without ALPN the handshake is refused.
+    const noAlpn = tls.connect({ host: '127.0.0.1', port: s.port, servername: 'localhost', ca: readFileSync(certs.caCert) });
+    noAlpn.on('error', () => {});
+    await new Promise<void>((resolve) => noAlpn.once('close', () => resolve()));
+  });
+});
+
+test('GSSENCRequest is answered N and the client goes on in plain text', async () => {
+  await withSluice({}, async (s) => {
+    const r = await run('psql', [`host=127.0.0.1 port=${s.port} user=postgres dbname=postgres gssencmode=prefer sslmode=disable`, '-XAtc', 'select 5']);
+    assert.equal(r.stdout.trim(), '5', r.stderr);
+  });
+});
