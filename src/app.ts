@@ -16,6 +16,7 @@ import { serverAuthFactory, PassthroughKeys } from './pool/server_auth.js';
 import { authenticateClient, closeLookupPools } from './client/authenticate.js';
 import { clientTlsOptions, upgradeClientSocket, serverTlsConnectOptions, serverTlsPlan, verifiedClientCommonName, type ClientTlsOptions } from './auth/tls.js';
 import type { TLSSocket } from 'node:tls';
+import { StatementRegistry } from './session/prepared.js';
 
 export interface SluiceOptions {
   readonly logger?: Logger;
@@ -46,6 +47,7 @@ export class Sluice implements ClientContext {
   private config: Config;
   readonly options: SluiceOptions;
   private readonly passthrough = new PassthroughKeys();
+  readonly statements = new StatementRegistry();
   private clientTls: ClientTlsOptions | null = null;
   /** Databases refused by DISABLE. */
   readonly disabledDbs = new Set<string>();
@@ -301,6 +303,10 @@ export class Sluice implements ClientContext {
     const next = this.options.loadConfig();
     this.reload(next);
     return next;
+  }
+
+  logPin(client: ClientConn, reason: string): void {
+    this.log.info({ client: client.id, user: client.user, db: client.database, reason }, 'client pinned to its server connection');
   }
 
   forget(client: ClientConn, reason: string, isError: boolean): void {

@@ -26,6 +26,19 @@ import { PoolError } from '../pool/errors.js';
 import type { LinkedClient, ServerConn } from '../pool/server_conn.js';
 import type { Tickable } from '../pool/pooler.js';
 import { ClientParams } from '../session/params.js';
+import { classifySqlBytes, SqlFlag } from '../session/classify.js';
+import {
+  CLOSE_COMPLETE,
+  PARSE_COMPLETE,
+  closeStatementMessage,
+  describeStatementMessage,
+  parseMessage,
+  preparedCounters,
+  renameInBind,
+  type Statement,
+} from '../session/prepared.js';
+import { Pending, ResponseTracker, type TrackerSink } from '../session/tracker.js';
+import { PROBE_SQL, parseProbe, pinReasons } from '../session/state.js';
 import type { ClientContext } from './context.js';
 
 export type ClientState = 'startup' | 'auth' | 'welcome' | 'idle' | 'waiting' | 'linking' | 'active' | 'closed';
@@ -39,7 +52,7 @@ const CLIENT_INSPECT = (() => {
 
 let nextClientId = 1;
 
-export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
+export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, TrackerSink {
   readonly id = nextClientId++;
   state: ClientState = 'startup';
   readonly connectedAt = Date.now();
@@ -77,6 +90,28 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
   private cancelReason = '';
   private statementViolation = false;
   private sentFatal = false;
+  // Transaction-mode session emulation.
+  /** The client's named statements (protocol level). */
+  readonly statements = new Map<string, Statement>();
+  private readonly tracker = new ResponseTracker();
+  /** SqlFlag bits seen since the server was linked. */
+  private linkFlags = 0;
+  /** Why the client holds its server beyond a transaction; empty when not pinned. */
+  pinReasons: string[] = [];
+  private loaded = false;
+  private readonly loggedPins = new Set<string>();
+  /** Skipping messages until Sync after refusing one (pin_policy = error). */
+  private skipToSync = false;
+  // Self-healing after schema changes: the current extended batch as sent to the server.
+  private batch: Array<[Buffer, Pending]> = [];
+  private batchStatements: Statement[] = [];
+  private batchOpen = false;
+  /** The batch began with nothing in flight and no open transaction, so replaying it is safe. */
+  private batchEligible = false;
+  /** Some reply of this batch already reached the client. */
+  private batchReplied = false;
+  private healing = false;
+  private healed = false;
 
   constructor(
     socket: net.Socket,
@@ -139,6 +174,15 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
 
   get mode(): PoolMode {
     return this.pool?.settings.mode ?? 'session';
+  }
+
+  /** Transaction and statement modes emulate session features; session mode passes everything through. */
+  private get emulating(): boolean {
+    return this.pool !== null && this.pool.settings.mode !== 'session';
+  }
+
+  get pinned(): boolean {
+    return this.pinReasons.length > 0;
   }
 
   // ---------------------------------------------------------------- input
@@ -319,6 +363,22 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
       return Verdict.Consumed;
     }
     if (type === 0x48 /* Flush with nothing outstanding */) return Verdict.Consumed;
+    if (type === 0x50 /* Parse */ && this.emulating && data[start + 5] !== 0) {
+      // A named statement needs no server yet: register it, answer now, prepare lazily at Bind/Describe.
+      // Nothing is in flight for an unlinked client, so the reply is in order.
+      const nameEnd = data.indexOf(0, start + 5);
+      const flags = classifySqlBytes(data, nameEnd + 1, end);
+      if (flags !== 0 && this.refuseByPolicy(flags, false)) return Verdict.Consumed;
+      this.statements.set(data.toString('utf8', start + 5, nameEnd), this.ctx.statements.intern(data.subarray(nameEnd + 1, end)));
+      preparedCounters.parses++;
+      this.socket.write(PARSE_COMPLETE);
+      return Verdict.Consumed;
+    }
+    if (type === 0x43 /* Close */ && this.emulating && data[start + 5] === 0x53 && data[start + 6] !== 0) {
+      this.statements.delete(data.toString('utf8', start + 6, end - 1));
+      this.socket.write(CLOSE_COMPLETE);
+      return Verdict.Consumed;
+    }
     // Anything else needs a server.
     this.requestServer();
     if (this.state === 'active') return this.onLinkedFrame(type, data, start, end);
@@ -326,23 +386,60 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
   }
 
   private onLinkedFrame(type: number, data: Buffer, start: number, end: number): Verdict {
+    if (this.skipToSync) {
+      if (type !== 0x53 /* S */) return Verdict.Consumed;
+      this.skipToSync = false;
+      this.socket.write(readyForQuery(this.server?.txStatus ?? 'I'));
+      return Verdict.Consumed;
+    }
+    const emulating = this.emulating;
     switch (type) {
       case 0x51 /* Q */:
         this.pendingReplies++;
         if (this.queryStart === 0) this.queryStart = Date.now();
+        if (emulating) {
+          const flags = classifySqlBytes(data, start + 5, end);
+          if (flags !== 0 && this.refuseByPolicy(flags, true)) return Verdict.Consumed;
+          this.linkFlags |= flags;
+          this.tracker.push(Pending.Query, null, this);
+        }
         break;
       case 0x53 /* S */:
         this.pendingReplies++;
         this.unsynced = false;
+        if (emulating) {
+          this.tracker.push(Pending.Sync, null, this);
+          if (this.batchOpen) this.record(data.subarray(start, end), Pending.Sync);
+          this.batchOpen = false;
+        }
         break;
       case 0x50 /* P */:
-      case 0x42 /* B */:
-      case 0x45 /* E */:
-      case 0x44 /* D */:
-      case 0x43 /* C */:
-      case 0x48 /* H */:
         this.unsynced = true;
         if (this.queryStart === 0) this.queryStart = Date.now();
+        if (emulating) return this.onParse(data, start, end);
+        break;
+      case 0x42 /* B */:
+        this.unsynced = true;
+        if (this.queryStart === 0) this.queryStart = Date.now();
+        if (emulating) return this.onBind(data, start, end);
+        break;
+      case 0x44 /* D */:
+        this.unsynced = true;
+        if (emulating) return this.onDescribe(data, start, end);
+        break;
+      case 0x43 /* C */:
+        this.unsynced = true;
+        if (emulating) return this.onClose(data, start, end);
+        break;
+      case 0x45 /* E */:
+        this.unsynced = true;
+        if (emulating) {
+          this.tracker.push(Pending.Execute, null, this);
+          this.record(data.subarray(start, end), Pending.Execute);
+        }
+        break;
+      case 0x48 /* H */:
+        this.unsynced = true;
         break;
       case 0x58 /* X */:
         this.close('client sent Terminate', false);
@@ -352,6 +449,221 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
     }
     this.pool!.stats.bytesReceived += end - start;
     return Verdict.Forward;
+  }
+
+  // ---------------------------------------------------------------- prepared statements
+  /** Notes an extended-protocol message of the current batch (a view or a rewritten copy). */
+  private record(msg: Buffer, kind: Pending): void {
+    this.openBatch();
+    if (this.batchEligible) this.batch.push([msg, kind]);
+  }
+
+  private openBatch(): void {
+    if (this.batchOpen) return;
+    this.batchOpen = true;
+    this.batch = [];
+    this.batchStatements = [];
+    this.batchEligible = this.pendingReplies === 0 && this.server!.txStatus === 'I';
+    this.batchReplied = false;
+    this.healed = false;
+  }
+
+  private onParse(data: Buffer, start: number, end: number): Verdict {
+    const nameEnd = data.indexOf(0, start + 5);
+    const flags = classifySqlBytes(data, nameEnd + 1, end);
+    if (flags !== 0 && this.refuseByPolicy(flags, false)) return Verdict.Consumed;
+    this.linkFlags |= flags;
+    if (nameEnd === start + 5) {
+      this.tracker.push(Pending.Parse, null, this);
+      this.record(data.subarray(start, end), Pending.Parse);
+      return Verdict.Forward;
+    }
+    this.openBatch();
+    this.batchEligible = false; // a Parse reply goes to the client at once
+    const name = data.toString('utf8', start + 5, nameEnd);
+    const st = this.ctx.statements.intern(data.subarray(nameEnd + 1, end));
+    this.statements.set(name, st);
+    preparedCounters.parses++;
+    this.reader.flush();
+    const server = this.server!;
+    if (server.statements.has(st)) {
+      preparedCounters.hits++;
+      this.tracker.push(Pending.SyntheticParse, null, this);
+    } else this.prepareOnServer(server, st, Pending.Parse);
+    return Verdict.Consumed;
+  }
+
+  /** Sends Parse for `st` (closing LRU victims first); the reply is the client's (Parse) or swallowed (ParseOurs). */
+  private prepareOnServer(server: ServerConn, st: Statement, kind: Pending.Parse | Pending.ParseOurs): void {
+    const max = this.ctx.settings().max_prepared_statements;
+    if (max > 0) {
+      for (const victim of server.statements.evictFor(max, st)) {
+        server.socket.write(closeStatementMessage(victim));
+        this.tracker.push(Pending.CloseOurs, victim, this);
+        preparedCounters.evictions++;
+      }
+    }
+    server.socket.write(parseMessage(st));
+    server.statements.add(st);
+    this.tracker.push(kind, st, this);
+    preparedCounters.serverPrepares++;
+  }
+
+  /** The statement a named Bind/Describe refers to, prepared on the server; null for unnamed or unknown. */
+  private ensurePrepared(name: string): Statement | null {
+    const st = this.statements.get(name);
+    if (!st) return null;
+    const server = this.server!;
+    preparedCounters.binds++;
+    if (server.statements.has(st)) preparedCounters.hits++;
+    else this.prepareOnServer(server, st, Pending.ParseOurs);
+    return st;
+  }
+
+  private onBind(data: Buffer, start: number, end: number): Verdict {
+    const portalEnd = data.indexOf(0, start + 5);
+    const nameEnd = data.indexOf(0, portalEnd + 1);
+    if (nameEnd === portalEnd + 1 || nameEnd < 0) {
+      this.tracker.push(Pending.Bind, null, this);
+      this.record(data.subarray(start, end), Pending.Bind);
+      return Verdict.Forward;
+    }
+    this.reader.flush();
+    this.openBatch(); // before any injected Parse
+    const st = this.ensurePrepared(data.toString('utf8', portalEnd + 1, nameEnd));
+    const server = this.server!;
+    const msg = st ? renameInBind(data, start, portalEnd + 1, nameEnd, end, st.name) : data.subarray(start, end); // unknown name: PostgreSQL reports it
+    server.socket.write(msg);
+    this.tracker.push(Pending.Bind, null, this);
+    this.record(msg, Pending.Bind);
+    if (st && !this.batchStatements.includes(st)) this.batchStatements.push(st);
+    return Verdict.Consumed;
+  }
+
+  private onDescribe(data: Buffer, start: number, end: number): Verdict {
+    if (data[start + 5] !== 0x53 /* S */ || data[start + 6] === 0) {
+      this.tracker.push(Pending.Describe, null, this);
+      this.record(data.subarray(start, end), Pending.Describe);
+      return Verdict.Forward;
+    }
+    this.reader.flush();
+    this.openBatch();
+    const st = this.ensurePrepared(data.toString('utf8', start + 6, end - 1));
+    const msg = st ? describeStatementMessage(st.name) : data.subarray(start, end);
+    this.server!.socket.write(msg);
+    this.tracker.push(Pending.Describe, null, this);
+    this.record(msg, Pending.Describe);
+    if (st && !this.batchStatements.includes(st)) this.batchStatements.push(st);
+    return Verdict.Consumed;
+  }
+
+  private onClose(data: Buffer, start: number, end: number): Verdict {
+    if (data[start + 5] !== 0x53 /* S */ || data[start + 6] === 0) {
+      this.tracker.push(Pending.Close, null, this);
+      this.record(data.subarray(start, end), Pending.Close);
+      return Verdict.Forward;
+    }
+    this.openBatch();
+    this.batchEligible = false;
+    // A client's Close of its own statement is answered locally; the server keeps it for others.
+    this.statements.delete(data.toString('utf8', start + 6, end - 1));
+    this.reader.flush();
+    this.tracker.push(Pending.SyntheticClose, null, this);
+    return Verdict.Consumed;
+  }
+
+  /** TrackerSink: a locally answered reply is due. */
+  emit(kind: Pending.SyntheticParse | Pending.SyntheticClose): void {
+    this.socket.write(kind === Pending.SyntheticParse ? PARSE_COMPLETE : CLOSE_COMPLETE);
+  }
+
+  /** TrackerSink: an injected Parse did not take effect on the server. */
+  notPrepared(st: Statement): void {
+    this.server?.statements.delete(st);
+  }
+
+  // ---------------------------------------------------------------- session state
+  /**
+   * pin_policy = error: refuse a statement that would create state Sluice can
+   * only keep by pinning. Returns true when the message was refused.
+   */
+  private refuseByPolicy(flags: number, simple: boolean): boolean {
+    if (this.pool!.settings.pinPolicy !== 'error') return false;
+    const creates = flags & (SqlFlag.Advisory | SqlFlag.TempObject | SqlFlag.Listen | SqlFlag.HoldCursor | SqlFlag.Load | SqlFlag.SqlPrepare);
+    if (!creates || flags & (SqlFlag.DiscardAll | SqlFlag.DeallocateAll)) return false;
+    this.reader.flush();
+    const err = errorResponse({
+      code: '0A000',
+      message: 'this statement creates session state, which pin_policy = error refuses in transaction pooling',
+      hint:
+        'Use the transaction-scoped form (pg_advisory_xact_lock, ON COMMIT DROP temp tables, cursors without WITH HOLD, protocol-level prepared statements), or connect to a pool with pin_policy = pin or pool_mode = session.',
+    });
+    if (simple) {
+      this.pendingReplies--;
+      this.socket.write(Buffer.concat([err, readyForQuery(this.server?.txStatus ?? 'I')]));
+    } else {
+      this.socket.write(err);
+      this.skipToSync = true;
+    }
+    return true;
+  }
+
+  /** Flags that mean the server's session state may have changed and must be looked at. */
+  private static readonly PROBE_FLAGS =
+    SqlFlag.SessionSet | SqlFlag.Advisory | SqlFlag.TempObject | SqlFlag.Listen | SqlFlag.HoldCursor | SqlFlag.SqlPrepare | SqlFlag.DiscardAll | SqlFlag.DiscardTemp | SqlFlag.Unknown | SqlFlag.Load;
+
+  /**
+   * At a transaction boundary: when the transaction did something that may
+   * leave session state, ask the server what is really there, then pin or
+   * release. Returns true when the release decision is deferred to the probe.
+   */
+  private probeBeforeRelease(server: ServerConn): boolean {
+    const flags = this.linkFlags;
+    if (!this.pinned && (flags & ClientConn.PROBE_FLAGS) === 0) return false;
+    if (this.pool!.settings.pinPolicy === 'allow' && (flags & (SqlFlag.SessionSet | SqlFlag.DiscardAll | SqlFlag.Unknown)) === 0 && !this.pinned) return false;
+    this.linkFlags = 0;
+    if (flags & SqlFlag.Load) this.loaded = true;
+    if (flags & (SqlFlag.DiscardAll | SqlFlag.DeallocateAll)) {
+      // The server dropped every prepared statement, Sluice's included.
+      server.statements.clear();
+      if (flags & SqlFlag.DiscardAll) this.statements.clear();
+      if (flags & SqlFlag.DeallocateAll) this.statements.clear();
+    }
+    this.state = 'linking';
+    server.runInternal(PROBE_SQL, (err, rows) => {
+      if (this.server !== server || this.state !== 'linking') return;
+      const probe = err ? null : parseProbe(rows);
+      if (!probe) {
+        // Cannot tell what the server holds: keep the client on it, like session mode.
+        this.setPins(['unknown_state']);
+        this.becomeActive();
+        return;
+      }
+      this.params.adoptSessionSettings(probe.settings, server);
+      const policy = this.pool!.settings.pinPolicy;
+      this.setPins(policy === 'allow' ? [] : pinReasons(probe, this.loaded));
+      if (this.pinned) {
+        this.becomeActive();
+        return;
+      }
+      this.unlink(server.txStatus === 'I');
+      this.state = 'idle';
+      this.reader.resume();
+    });
+    return true;
+  }
+
+  private setPins(reasons: string[]): void {
+    const pool = this.pool!;
+    for (const r of reasons) {
+      if (this.pinReasons.includes(r)) continue;
+      pool.observer?.onPin(pool, r);
+      if (!this.loggedPins.has(r)) {
+        this.loggedPins.add(r);
+        this.ctx.logPin?.(this, r);
+      }
+    }
+    this.pinReasons = reasons;
   }
 
   onForward(bytes: Buffer): void {
@@ -385,6 +697,10 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
     this.pendingReplies = 0;
     this.unsynced = false;
     this.inCopy = false;
+    this.tracker.reset();
+    this.linkFlags = 0;
+    this.batchOpen = false;
+    this.healing = false;
     const s = this.ctx.settings();
     const needsCheck = s.server_check_delay >= 0 && s.server_check_query && this.linkStart - lastUsed > s.server_check_delay;
     const replay = this.params.replaySql(server);
@@ -442,6 +758,16 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
 
   // ---------------------------------------------------------------- server frames
   onServerFrame(server: ServerConn, type: number, data: Buffer, start: number, end: number): Verdict {
+    let verdict = Verdict.Forward;
+    const tracking = this.emulating && !this.tracker.empty;
+    if (this.healing) return this.onHealingFrame(server, type, data, start);
+    if (type === 0x45 /* E */ && this.canHeal(data, start, end)) {
+      this.tracker.onServer(type, this);
+      this.healing = true;
+      return Verdict.Consumed;
+    }
+    if (tracking && this.tracker.onServer(type, this)) return Verdict.Consumed;
+    if (this.batchEligible && type !== 0x4e && type !== 0x53 && type !== 0x41) this.batchReplied = true;
     switch (type) {
       case 0x5a /* Z */: {
         const status = data[start + 5];
@@ -471,15 +797,15 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
       }
       case 0x45 /* E */:
         if (this.pool!.observer) this.pool!.observer.onError(this.pool, sqlstateOf(data, start, end));
-        if (this.cancelReason) return this.rewriteCancelError(data, start, end);
+        if (this.cancelReason) verdict = this.rewriteCancelError(data, start, end);
         break;
       case 0x53 /* S */: {
         const kv = parseParameterStatus(data, start + 5, end);
         if (kv) {
           server.params.set(kv[0], kv[1]);
-          server.settings.delete(kv[0].toLowerCase());
           // A session-level SET of a reported parameter follows the client.
           this.params.set(kv[0], kv[1]);
+          if (server.settings.has(kv[0].toLowerCase())) server.settings.set(kv[0].toLowerCase(), kv[1]);
         }
         break;
       }
@@ -491,7 +817,52 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
       default:
         break;
     }
-    return Verdict.Forward;
+    if (tracking && verdict === Verdict.Forward && this.tracker.headIsSynthetic) {
+      // Locally answered replies follow this message: write it first, then them.
+      server.reader.flush();
+      this.writeFromServer(data.subarray(start, end));
+      this.tracker.after(this);
+      return Verdict.Consumed;
+    }
+    return verdict;
+  }
+
+  /**
+   * "cached plan must not change result type" after a schema change: safe to
+   * replay when the batch was autocommit, complete, alone in flight, and nothing
+   * of it has reached the client yet. Replayed at most once.
+   */
+  private canHeal(data: Buffer, start: number, end: number): boolean {
+    if (!this.emulating || this.healed || !this.batchEligible || this.batchReplied || this.batchOpen) return false;
+    if (this.pendingReplies !== 1 || this.batchStatements.length === 0) return false;
+    if (sqlstateOf(data, start, end) !== '0A000') return false;
+    return parseErrorBody(data, start + 5, end).get('M') === 'cached plan must not change result type';
+  }
+
+  /** Swallows the failed batch's remaining replies, then re-prepares and replays it. */
+  private onHealingFrame(server: ServerConn, type: number, data: Buffer, start: number): Verdict {
+    this.tracker.onServer(type, this);
+    if (type !== 0x5a /* Z */) return Verdict.Consumed;
+    this.healing = false;
+    this.healed = true;
+    server.txStatus = data[start + 5] === 0x49 ? 'I' : data[start + 5] === 0x54 ? 'T' : 'E';
+    server.reader.flush();
+    for (const st of this.batchStatements) {
+      // The old plan is stale on this server: close it and prepare afresh.
+      server.statements.delete(st);
+      server.socket.write(closeStatementMessage(st));
+      this.tracker.push(Pending.CloseOurs, st, this);
+      server.socket.write(parseMessage(st));
+      server.statements.add(st);
+      this.tracker.push(Pending.ParseOurs, st, this);
+      preparedCounters.serverPrepares++;
+    }
+    for (const [msg, kind] of this.batch) {
+      server.socket.write(msg);
+      this.tracker.push(kind, null, this);
+    }
+    preparedCounters.healed++;
+    return Verdict.Consumed;
   }
 
   private rewriteCancelError(data: Buffer, start: number, end: number): Verdict {
@@ -543,6 +914,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
       });
       return;
     }
+    if (this.emulating && this.probeBeforeRelease(server)) return;
     this.unlink(true);
     this.state = 'idle';
     // Messages that arrived while linked and were not yet consumed.
@@ -685,7 +1057,13 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
       return;
     }
     const s = this.ctx.settings();
-    const reset = pool.settings.mode === 'session' || s.server_reset_query_always ? s.server_reset_query : '';
+    if (this.loaded || this.linkFlags & SqlFlag.Load) {
+      pool.release(server, false); // a loaded library cannot be unloaded
+      return;
+    }
+    // Session state left by a transaction-mode client (pins, flagged statements) is wiped before reuse.
+    const dirtySession = this.emulating && (this.pinned || (this.linkFlags & ClientConn.PROBE_FLAGS) !== 0);
+    const reset = pool.settings.mode === 'session' || s.server_reset_query_always || dirtySession ? s.server_reset_query || 'DISCARD ALL' : '';
     const afterRollback = () => {
       if (!reset) {
         pool.release(server, server.txStatus === 'I');
@@ -693,6 +1071,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable {
       }
       server.runInternal(reset, (err) => {
         server.settings.clear();
+        if (/discard\s+all|deallocate/i.test(reset)) server.statements.clear();
         pool.release(server, !err && server.txStatus === 'I');
       });
     };

@@ -25,6 +25,10 @@ export interface ClientContext {
   isAdminDatabase(name: string): boolean;
   startAdmin(client: ClientConn): void;
   adminQuery?: (client: ClientConn, type: number, data: Buffer, start: number, end: number) => void;
+  /** Global prepared statements (transaction/statement mode). */
+  readonly statements: import('../session/prepared.js').StatementRegistry;
+  /** Logs a pin once per client and reason. */
+  logPin?: (client: ClientConn, reason: string) => void;
   /** The client is gone: drop it from registries and counts. */
   forget(client: ClientConn, reason: string, isError: boolean): void;
 }

@@ -6,6 +6,7 @@ import tls from 'node:tls';
 import { MessageReader, Verdict, inspectTable, type FrameSink } from '../protocol/framer.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { parseErrorBody, parseParameterStatus, query, startupMessage, TERMINATE, sslRequest, errorResponse } from '../protocol/messages.js';
+import { ServerStatements } from '../session/prepared.js';
 
 /** What a server needs from the client it is linked to. */
 export interface LinkedClient {
@@ -48,8 +49,10 @@ export class ServerQueryError extends Error {
   }
 }
 
-// Server message types whose bodies Sluice reads.
-const SERVER_INSPECT = inspectTable('ZESKRCvtn1');
+// Server message types whose bodies Sluice reads (small ones; DataRow and CopyData stream).
+const SERVER_INSPECT = inspectTable('ZESKRCvtn123sIT');
+// While Sluice runs its own query it also reads the rows.
+const INTERNAL_INSPECT = inspectTable('ZESKRCvtn123sITD');
 let nextServerId = 1;
 
 export class ServerConn implements FrameSink {
@@ -75,9 +78,11 @@ export class ServerConn implements FrameSink {
   tlsActive = false;
   /** Set on connections that must not be reused (e.g. a RECONNECT asked for it). */
   retire = false;
+  /** Statements Sluice prepared on this connection (transaction/statement mode). */
+  readonly statements = new ServerStatements();
   /** Opaque slot for the pool that owns it. */
   poolSlot: unknown = null;
-  private internal: { cb: (err: ServerQueryError | null) => void; error: ServerQueryError | null } | null = null;
+  private internal: { cb: (err: ServerQueryError | null, rows: string[][]) => void; error: ServerQueryError | null; rows: string[][] } | null = null;
   private loginError: { message: string; raw: Buffer; sqlstate: string } | null = null;
   private readonly login: (body: Buffer) => { send?: Buffer; error?: string };
 
@@ -249,23 +254,27 @@ export class ServerConn implements FrameSink {
     } else if (type === 0x53 /* S */) {
       const kv = parseParameterStatus(data, start + 5, end);
       if (kv) this.params.set(kv[0], kv[1]);
+    } else if (type === 0x44 /* D */) {
+      job.rows.push(readDataRow(data, start, end));
     } else if (type === 0x5a /* Z */) {
       this.txStatus = data[start + 5] === 0x49 ? 'I' : data[start + 5] === 0x54 ? 'T' : 'E';
       this.internal = null;
+      this.reader.setInspect(SERVER_INSPECT);
       this.state = this.client ? 'active' : 'idle';
-      job.cb(job.error);
+      job.cb(job.error, job.rows);
     }
     return Verdict.Consumed;
   }
 
-  /** Runs one simple query whose results Sluice consumes; the callback gets the first error. */
-  runInternal(sql: string, cb: (err: ServerQueryError | null) => void): void {
+  /** Runs one simple query whose results Sluice consumes; the callback gets the first error and the rows as text. */
+  runInternal(sql: string, cb: (err: ServerQueryError | null, rows: string[][]) => void): void {
     if (this.state === 'closed') {
-      cb(new ServerQueryError('08006', 'server connection is closed'));
+      cb(new ServerQueryError('08006', 'server connection is closed'), []);
       return;
     }
-    this.internal = { cb, error: null };
+    this.internal = { cb, error: null, rows: [] };
     this.state = 'internal';
+    this.reader.setInspect(INTERNAL_INSPECT);
     this.socket.write(query(sql));
   }
 
@@ -296,8 +305,26 @@ export class ServerConn implements FrameSink {
     }
     const client = this.client;
     this.client = null;
-    if (internal) internal.cb(new ServerQueryError('08006', reason));
+    if (internal) internal.cb(new ServerQueryError('08006', reason), []);
     if (client) client.onServerLost(this, reason, null);
     this.events.onClosed(this, reason);
   }
+}
+
+/** The text values of a DataRow (NULL as ''). */
+function readDataRow(data: Buffer, start: number, end: number): string[] {
+  const out: string[] = [];
+  const n = data.readInt16BE(start + 5);
+  let pos = start + 7;
+  for (let i = 0; i < n && pos + 4 <= end; i++) {
+    const len = data.readInt32BE(pos);
+    pos += 4;
+    if (len < 0) {
+      out.push('');
+      continue;
+    }
+    out.push(data.toString('utf8', pos, pos + len));
+    pos += len;
+  }
+  return out;
 }

@@ -74,11 +74,16 @@ export class MessageReader {
 
   constructor(
     private readonly sink: FrameSink,
-    private readonly inspect: Uint8Array,
+    private inspect: Uint8Array,
     maxPacketSize: number,
   ) {
     // PostgreSQL itself refuses messages of 1 GB or more; a larger max_packet_size cannot be honoured.
     this.maxPacketSize = Math.min(maxPacketSize, PG_MAX_MESSAGE);
+  }
+
+  /** Changes which message types are read whole; takes effect from the next message header. */
+  setInspect(table: Uint8Array): void {
+    this.inspect = table;
   }
 
   get isStopped(): boolean {

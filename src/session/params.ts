@@ -49,9 +49,15 @@ export class ClientParams {
     return this.wanted.get(name.toLowerCase())?.value;
   }
 
-  /** SET statements that make `server` match, or '' when it already does. */
+  /**
+   * Statements that make `server` match this client, or '' when it already
+   * does: SET what differs, RESET what an earlier client set and this one did not.
+   */
   replaySql(server: ServerConn): string {
     let sql = '';
+    for (const key of server.settings.keys()) {
+      if (!this.wanted.has(key)) sql += `RESET ${quoteIdent(key)};`;
+    }
     for (const [key, w] of this.wanted) {
       const current = server.settings.get(key) ?? reported(server, key);
       if (current === w.value) continue;
@@ -62,7 +68,23 @@ export class ClientParams {
 
   /** Records on the server what a successful replay set. */
   markApplied(server: ServerConn): void {
+    server.settings.clear();
     for (const [key, w] of this.wanted) server.settings.set(key, w.value);
+  }
+
+  /**
+   * After a probe: the session-level settings the server reports are exactly
+   * what this client has set, so they become what follows it to other servers.
+   */
+  adoptSessionSettings(settings: ReadonlyMap<string, string>, server: ServerConn): void {
+    for (const key of [...this.wanted.keys()]) {
+      if (![...settings.keys()].some((k) => k.toLowerCase() === key)) this.wanted.delete(key);
+    }
+    server.settings.clear();
+    for (const [name, value] of settings) {
+      this.set(name, value);
+      server.settings.set(name.toLowerCase(), value);
+    }
   }
 }
 

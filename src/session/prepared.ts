@@ -1,0 +1,129 @@
+// Protocol-level prepared statements in transaction and statement mode.
+//
+// A client's statement names map to global statements keyed by query text and
+// parameter types. Each server connection keeps an LRU of the statements it
+// has prepared under Sluice's own names (`sluice_<id>`); a statement is
+// prepared lazily on whichever server the client holds when it binds.
+
+export interface Statement {
+  readonly id: number;
+  /** Server-side name. */
+  readonly name: string;
+  /** The Parse body after the client's name: query text, NUL, Int16 count, Int32 OIDs. */
+  readonly tail: Buffer;
+}
+
+export interface PreparedCounters {
+  parses: number; // named Parse messages from clients
+  binds: number; // Bind/Describe of a named statement
+  serverPrepares: number; // Parse messages Sluice sent to servers
+  hits: number; // the statement was already prepared on the server
+  evictions: number; // statements closed to respect max_prepared_statements
+  healed: number; // batches replayed after "cached plan must not change result type"
+}
+
+export const preparedCounters: PreparedCounters = { parses: 0, binds: 0, serverPrepares: 0, hits: 0, evictions: 0, healed: 0 };
+
+/** Global statements, shared by every client, keyed by the Parse tail bytes. */
+export class StatementRegistry {
+  private readonly byKey = new Map<string, Statement>();
+  private nextId = 1;
+
+  intern(tail: Buffer): Statement {
+    const key = tail.toString('latin1');
+    let st = this.byKey.get(key);
+    if (!st) {
+      const id = this.nextId++;
+      st = Object.freeze({ id, name: `sluice_${id}`, tail: Buffer.from(tail) });
+      this.byKey.set(key, st);
+    }
+    return st;
+  }
+
+  get size(): number {
+    return this.byKey.size;
+  }
+}
+
+/** The statements prepared on one server connection, least recently used first. */
+export class ServerStatements {
+  private readonly lru = new Map<number, Statement>();
+
+  has(st: Statement): boolean {
+    const hit = this.lru.get(st.id);
+    if (!hit) return false;
+    // Move to the most-recent end.
+    this.lru.delete(st.id);
+    this.lru.set(st.id, hit);
+    return true;
+  }
+
+  add(st: Statement): void {
+    this.lru.set(st.id, st);
+  }
+
+  delete(st: Statement): void {
+    this.lru.delete(st.id);
+  }
+
+  /** Oldest statements beyond `max` (after adding one more), to be closed. */
+  evictFor(max: number, keep: Statement): Statement[] {
+    const out: Statement[] = [];
+    for (const st of this.lru.values()) {
+      if (this.lru.size - out.length < max) break;
+      if (st !== keep) out.push(st);
+    }
+    for (const st of out) this.lru.delete(st.id);
+    return out;
+  }
+
+  clear(): void {
+    this.lru.clear();
+  }
+
+  get size(): number {
+    return this.lru.size;
+  }
+
+  names(): string[] {
+    return [...this.lru.values()].map((s) => s.name);
+  }
+}
+
+function cstr(s: string): Buffer {
+  return Buffer.from(s + '\0', 'utf8');
+}
+
+function frame(type: number, parts: Buffer[]): Buffer {
+  let len = 4;
+  for (const p of parts) len += p.length;
+  const out = Buffer.allocUnsafe(1 + len);
+  out[0] = type;
+  out.writeInt32BE(len, 1);
+  let pos = 5;
+  for (const p of parts) {
+    p.copy(out, pos);
+    pos += p.length;
+  }
+  return out;
+}
+
+export function parseMessage(st: Statement): Buffer {
+  return frame(0x50, [cstr(st.name), st.tail]);
+}
+
+export function closeStatementMessage(st: Statement): Buffer {
+  return frame(0x43, [Buffer.from('S'), cstr(st.name)]);
+}
+
+export const PARSE_COMPLETE = Buffer.from([0x31, 0, 0, 0, 4]);
+export const CLOSE_COMPLETE = Buffer.from([0x33, 0, 0, 0, 4]);
+
+/** Rebuilds a Bind with the statement name replaced. `nameStart/nameEnd` delimit the old name (without NUL). */
+export function renameInBind(msg: Buffer, start: number, nameStart: number, nameEnd: number, end: number, serverName: string): Buffer {
+  return frame(0x42, [msg.subarray(start + 5, nameStart), cstr(serverName), msg.subarray(nameEnd + 1, end)]);
+}
+
+export function describeStatementMessage(serverName: string): Buffer {
+  return frame(0x44, [Buffer.from('S'), cstr(serverName)]);
+}

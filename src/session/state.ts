@@ -1,0 +1,54 @@
+// What session state a server connection really holds, asked of the server
+// itself after a transaction the classifier flagged. One round trip; the
+// answer decides pinning and the parameters the client carries to its next server.
+
+/** Schema-qualified, so a client's search_path cannot change what it reads. */
+export const PROBE_SQL =
+  'select ' +
+  "(select count(*) from pg_catalog.pg_locks where locktype operator(pg_catalog.=) 'advisory' and pid operator(pg_catalog.=) pg_catalog.pg_backend_pid()), " +
+  '(select count(*) from pg_catalog.pg_class where relnamespace operator(pg_catalog.=) pg_catalog.pg_my_temp_schema()), ' +
+  '(select count(*) from pg_catalog.pg_listening_channels()), ' +
+  '(select count(*) from pg_catalog.pg_cursors where is_holdable), ' +
+  '(select count(*) from pg_catalog.pg_prepared_statements where from_sql), ' +
+  "(select coalesce(pg_catalog.json_object_agg(name, pg_catalog.current_setting(name)), '{}') from pg_catalog.pg_settings where source operator(pg_catalog.=) 'session')";
+
+export interface SessionState {
+  readonly advisoryLocks: number;
+  readonly tempObjects: number;
+  readonly listens: number;
+  readonly holdCursors: number;
+  readonly sqlPrepared: number;
+  /** Session-level settings (SET), by name. */
+  readonly settings: ReadonlyMap<string, string>;
+}
+
+export function parseProbe(rows: string[][]): SessionState | null {
+  const r = rows[0];
+  if (!r || r.length < 6) return null;
+  let settings = new Map<string, string>();
+  try {
+    settings = new Map(Object.entries(JSON.parse(r[5]) as Record<string, string>));
+  } catch {
+    return null;
+  }
+  return {
+    advisoryLocks: Number(r[0]),
+    tempObjects: Number(r[1]),
+    listens: Number(r[2]),
+    holdCursors: Number(r[3]),
+    sqlPrepared: Number(r[4]),
+    settings,
+  };
+}
+
+/** Why a client must keep its server, from the probe (and LOAD, which cannot be undone). */
+export function pinReasons(state: SessionState, loaded: boolean): string[] {
+  const out: string[] = [];
+  if (state.advisoryLocks > 0) out.push('advisory_lock');
+  if (state.tempObjects > 0) out.push('temp_object');
+  if (state.listens > 0) out.push('listen');
+  if (state.holdCursors > 0) out.push('with_hold_cursor');
+  if (state.sqlPrepared > 0) out.push('sql_prepare');
+  if (loaded) out.push('load');
+  return out;
+}
