@@ -70,10 +70,11 @@ export class Sluice implements ClientContext {
 
   static async start(config: Config, options: SluiceOptions = {}): Promise<Sluice> {
     const app = new Sluice(config, options);
-    await app.listen();
-    app.pooler.start();
+    // The console must be ready before the first client can reach it.
     const { attachAdmin } = await import('./admin/index.js');
     await attachAdmin(app);
+    await app.listen();
+    app.pooler.start();
     return app;
   }
 
@@ -257,6 +258,17 @@ export class Sluice implements ClientContext {
 
   get isPaused(): boolean {
     return this.pausedAll;
+  }
+
+  isPausedDb(name: string): boolean {
+    return this.pausedAll || this.pausedDbs.has(name);
+  }
+
+  /** log_pooler_errors: errors Sluice itself sends to clients. */
+  onPoolerError(client: ClientConn, f: ErrorFields): void {
+    if (this.config.settings.log_pooler_errors) {
+      this.log.warn({ client: client.id, user: client.user, db: client.database, code: f.code }, f.message);
+    }
   }
 
   registerCancel(client: ClientConn): number {

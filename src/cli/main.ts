@@ -57,8 +57,8 @@ async function main(argv: string[]): Promise<number> {
   const { runPooler, runEmbedded } = await import('./run.js');
   if (file) return runPooler(path.resolve(file));
   return runEmbedded({
-    dataDir: path.resolve(values.data ?? '.sluice'),
-    port: values.port ? Number(values.port) : 6432,
+    dataDir: path.resolve(values.data ?? process.env.SLUICE_DATA ?? '.sluice'),
+    port: Number(values.port ?? process.env.SLUICE_PORT ?? 6432),
   });
 }
 

@@ -9,9 +9,27 @@ import { PgCluster } from '../embedded/cluster.js';
 import { findPgBinaries } from '../embedded/binaries.js';
 import { writeFileSync, unlinkSync } from 'node:fs';
 
-/** Installs PgBouncer's signal meanings; resolves with the exit code when Sluice has stopped. */
-function handleSignals(app: Sluice, reload: (() => Config) | null, onStopped: () => Promise<void> = async () => {}): Promise<number> {
-  return new Promise((resolve) => {
+/**
+ * Installs PgBouncer's signal meanings before Sluice starts (so an early signal
+ * is never fatal by default), then resolves with the exit code once it stopped.
+ */
+async function handleSignals(
+  starting: Promise<Sluice>,
+  reload: (() => Config) | null,
+  onStopped: () => Promise<void> = async () => {},
+): Promise<number> {
+  let ready: Sluice | null = null;
+  const early: NodeJS.Signals[] = [];
+  const buffer = (sig: NodeJS.Signals) => () => void early.push(sig);
+  const buffered = (['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const).map((sig) => {
+    const h = buffer(sig);
+    process.on(sig, h);
+    return [sig, h] as const;
+  });
+  ready = await starting;
+  for (const [sig, h] of buffered) process.off(sig, h);
+  const app = ready;
+  const done = new Promise<number>((resolve) => {
     let stopping = false;
     const finish = async (mode: 'immediate' | 'wait-for-clients' | 'wait-for-servers') => {
       if (stopping && mode !== 'immediate') return;
@@ -44,15 +62,17 @@ function handleSignals(app: Sluice, reload: (() => Config) | null, onStopped: ()
     process.on('SIGUSR1', () => app.pause());
     process.on('SIGUSR2', () => app.resume());
   });
+  for (const sig of early) process.emit(sig, sig);
+  return done;
 }
 
 export async function runPooler(file: string): Promise<number> {
   const config = loadConfig(file);
   const log = createLogger({ file: config.settings.logfile || undefined, verbose: config.settings.verbose });
   for (const w of config.warnings) log.warn({ file: w.file, line: w.line, key: w.key }, w.message);
-  const app = await Sluice.start(config, { logger: log, configFile: file, loadConfig: () => loadConfig(file) });
+  const starting = Sluice.start(config, { logger: log, configFile: file, loadConfig: () => loadConfig(file) });
   if (config.settings.pidfile) writeFileSync(config.settings.pidfile, `${process.pid}\n`);
-  return handleSignals(app, () => loadConfig(file), async () => {
+  return handleSignals(starting, () => loadConfig(file), async () => {
     if (config.settings.pidfile) {
       try {
         unlinkSync(config.settings.pidfile);
@@ -73,14 +93,15 @@ export async function runEmbedded(options: { dataDir: string; port: number }): P
     settings: { listen_addr: '127.0.0.1', listen_port: options.port, unix_socket_dir: '', auth_type: 'trust', pool_mode: 'transaction', admin_users: 'postgres' },
     databases: { '*': `host=127.0.0.1 port=${cluster.port}` },
   });
-  const app = await Sluice.start(config, { logger: log });
+  const starting = Sluice.start(config, { logger: log });
+  const app = await starting;
   process.stdout.write(
     `\nSluice is pooling an embedded PostgreSQL (data in ${options.dataDir}).\n` +
       `  DATABASE_URL=postgres://postgres@127.0.0.1:${app.port}/postgres\n` +
       `  psql "postgres://postgres@127.0.0.1:${app.port}/postgres"\n` +
       `Press Ctrl-C to stop both.\n\n`,
   );
-  return handleSignals(app, null, async () => {
+  return handleSignals(starting, null, async () => {
     await cluster.stop('fast');
     log.info('embedded PostgreSQL stopped');
   });

@@ -296,6 +296,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     const pool = this.ctx.poolFor(db, this.user);
     this.pool = pool;
     pool.clientCount++;
+    pool.stats.clientConnectCount++;
     this.state = 'welcome';
     pool.whenParamsKnown((err) => {
       if (this.state !== 'welcome') return;
@@ -1002,6 +1003,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   fatal(f: ErrorFields): void {
     if (this.state === 'closed') return;
     this.pool?.observer?.onError(this.pool, f.code);
+    this.ctx.onPoolerError?.(this, f);
     if (!this.sentFatal && !this.socket.destroyed) {
       this.sentFatal = true;
       this.server?.reader.flush();

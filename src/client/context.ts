@@ -29,6 +29,8 @@ export interface ClientContext {
   readonly statements: import('../session/prepared.js').StatementRegistry;
   /** Logs a pin once per client and reason. */
   logPin?: (client: ClientConn, reason: string) => void;
+  /** An error Sluice itself sent to a client (log_pooler_errors). */
+  onPoolerError?: (client: ClientConn, f: ErrorFields) => void;
   /** The client is gone: drop it from registries and counts. */
   forget(client: ClientConn, reason: string, isError: boolean): void;
 }

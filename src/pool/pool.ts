@@ -42,6 +42,7 @@ export interface PoolStats {
   waitTimeUs: number;
   serverAssignCount: number;
   loginErrors: number;
+  clientConnectCount: number;
 }
 
 export class Pool implements ServerEvents {
@@ -67,6 +68,7 @@ export class Pool implements ServerEvents {
     waitTimeUs: 0,
     serverAssignCount: 0,
     loginErrors: 0,
+    clientConnectCount: 0,
   };
   /** Number of clients attached to this pool (any state). */
   clientCount = 0;
@@ -272,6 +274,14 @@ export class Pool implements ServerEvents {
   closeAll(reason: string, includeActive: boolean): void {
     for (const s of [...this.servers]) {
       if (s.state === 'idle' || s.state === 'connecting' || s.state === 'login' || includeActive) s.close(reason);
+      else s.retire = true;
+    }
+  }
+
+  /** Closes idle servers now and marks busy ones to close when released (RECONNECT). */
+  closeIdle(reason: string): void {
+    for (const s of [...this.servers]) {
+      if (s.state === 'idle') s.close(reason);
       else s.retire = true;
     }
   }

@@ -93,7 +93,7 @@ export function classifySqlBytes(buf: Buffer, start: number, end: number): numbe
 // the allocation-free byte scan is as fast as latin1 copy + regex; on long ORM
 // queries the native regex is ~1.7× faster than the JS byte loop, so long
 // messages pay for one short-lived latin1 string instead.
-const BYTE_SCAN_MAX = 256;
+const BYTE_SCAN_MAX = 128;
 
 type Latin1Slicer = { latin1Slice?: (start: number, end: number) => string };
 // Buffer#latin1Slice skips toString()'s encoding dispatch (≈2× faster on short
@@ -103,7 +103,7 @@ const latin1: (buf: Buffer, start: number, end: number) => string =
     ? (buf, start, end) => (buf as unknown as Required<Latin1Slicer>).latin1Slice(start, end)
     : (buf, start, end) => buf.toString('latin1', start, end);
 
-/** Prefilter over a latin1 copy of the bytes (allocates one string). Exported for the benchmark. */
+/** @internal Prefilter over a latin1 copy of the bytes (allocates one string); exported for benchmarks. */
 export function bytesPrefilterRegex(buf: Buffer, start: number, end: number): boolean {
   return PREFILTER.test(latin1(buf, start, end));
 }
@@ -112,6 +112,7 @@ export function bytesPrefilterRegex(buf: Buffer, start: number, end: number): bo
 // the trigger keywords, is `set_config`, or starts with pg_advisory_,
 // pg_try_advisory_ or pg_temp; `u&"` hits too. Same hits as PREFILTER for
 // everything the lexer can flag, and no string is built on a miss.
+/** @internal Allocation-free byte prefilter; exported for benchmarks. */
 export function bytesPrefilter(buf: Buffer, i: number, end: number): boolean {
   while (i < end) {
     let c = buf[i]!;
@@ -206,191 +207,186 @@ function isIdentCont(c: number): boolean {
   return isIdentStart(c) || (c >= 0x30 && c <= 0x39) || c === 0x24;
 }
 
-function skipQuoted(q: number): void {
-  // pos is on the opening quote; doubled quotes escape.
-  pos++;
-  while (pos < len) {
-    if (src.charCodeAt(pos) === q) {
-      if (src.charCodeAt(pos + 1) === q) {
-        pos += 2;
-        continue;
-      }
-      pos++;
-      return;
+// Hot loops work on locals (s, p, n) and write `pos` back once: module-level
+// `let`s cost a context load/store (and hole check) per character.
+
+/** From the opening quote at `p`, past the closing one; doubled quotes escape. */
+function skipQuoted(s: string, p: number, n: number, q: number): number {
+  const quote = q === 0x22 ? '"' : "'";
+  for (;;) {
+    const k = s.indexOf(quote, p + 1); // native scan: ORM text is mostly "quoted"
+    if (k === -1 || k >= n) return n;
+    if (k + 1 < n && s.charCodeAt(k + 1) === q) {
+      p = k + 1;
+      continue;
     }
-    pos++;
+    return k + 1;
   }
 }
 
-function skipEString(): void {
-  // pos is on the opening quote; backslash escapes and '' both work.
-  pos++;
-  while (pos < len) {
-    const c = src.charCodeAt(pos);
+/** E'…': from the opening quote; backslash escapes and '' both work. */
+function skipEString(s: string, p: number, n: number): number {
+  p++;
+  while (p < n) {
+    const c = s.charCodeAt(p);
     if (c === 0x5c) {
-      pos += 2;
+      p += 2;
       continue;
     }
     if (c === 0x27) {
-      if (src.charCodeAt(pos + 1) === 0x27) {
-        pos += 2;
+      if (p + 1 < n && s.charCodeAt(p + 1) === 0x27) {
+        p += 2;
         continue;
       }
-      pos++;
-      return;
+      return p + 1;
     }
-    pos++;
+    p++;
   }
-  if (pos > len) pos = len;
+  return n;
+}
+
+function at(s: string, p: number, n: number): number {
+  return p < n ? s.charCodeAt(p) : -1;
 }
 
 function next(): void {
+  const s = src;
+  const n = len;
+  let p = pos;
+  let c = -1;
   for (;;) {
-    if (pos >= len) {
+    if (p >= n) {
       tk = T_EOF;
-      ts = te = len;
+      ts = te = pos = n;
       return;
     }
-    const c = src.charCodeAt(pos);
+    c = s.charCodeAt(p);
     if (c === 0x20 || (c >= 0x09 && c <= 0x0d)) {
-      pos++;
+      p++;
       continue;
     }
-    if (c === 0x2d && src.charCodeAt(pos + 1) === 0x2d) {
-      pos += 2;
-      while (pos < len) {
-        const d = src.charCodeAt(pos);
+    if (c === 0x2d && at(s, p + 1, n) === 0x2d) {
+      p += 2;
+      while (p < n) {
+        const d = s.charCodeAt(p);
         if (d === 0x0a || d === 0x0d) break;
-        pos++;
+        p++;
       }
       continue;
     }
-    if (c === 0x2f && src.charCodeAt(pos + 1) === 0x2a) {
+    if (c === 0x2f && at(s, p + 1, n) === 0x2a) {
       let depth = 1;
-      pos += 2;
-      while (pos < len && depth > 0) {
-        const d = src.charCodeAt(pos);
-        if (d === 0x2f && src.charCodeAt(pos + 1) === 0x2a) {
+      p += 2;
+      while (p < n && depth > 0) {
+        const d = s.charCodeAt(p);
+        const e = at(s, p + 1, n);
+        if (d === 0x2f && e === 0x2a) {
           depth++;
-          pos += 2;
-        } else if (d === 0x2a && src.charCodeAt(pos + 1) === 0x2f) {
+          p += 2;
+        } else if (d === 0x2a && e === 0x2f) {
           depth--;
-          pos += 2;
-        } else pos++;
+          p += 2;
+        } else p++;
       }
       continue;
     }
     break;
   }
-  ts = pos;
-  const c = src.charCodeAt(pos);
+  ts = p;
   if (isIdentStart(c)) {
-    const c1 = src.charCodeAt(pos + 1);
+    const c1 = at(s, p + 1, n);
     if ((c === 0x45 || c === 0x65) && c1 === 0x27) {
       // E'…'
-      pos++;
-      skipEString();
+      pos = te = skipEString(s, p + 1, n);
       tk = T_STRING;
-      te = pos;
       return;
     }
     if ((c === 0x55 || c === 0x75) && c1 === 0x26) {
-      const c2 = src.charCodeAt(pos + 2);
+      const c2 = at(s, p + 2, n);
       if (c2 === 0x27) {
-        pos += 2;
-        skipQuoted(0x27);
+        pos = te = skipQuoted(s, p + 2, n, 0x27);
         tk = T_STRING;
-        te = pos;
         return;
       }
       if (c2 === 0x22) {
         // U&"…" — escapes could spell any name: look at everything.
-        pos += 2;
-        skipQuoted(0x22);
+        pos = te = skipQuoted(s, p + 2, n, 0x22);
         tk = T_QIDENT;
-        te = pos;
         ns = ts + 3;
-        ne = te - 1;
+        ne = te - 1 < ns ? ns : te - 1;
         extra |= SqlFlag.Unknown;
         return;
       }
     }
-    pos++;
-    while (pos < len && isIdentCont(src.charCodeAt(pos))) pos++;
+    p++;
+    while (p < n && isIdentCont(s.charCodeAt(p))) p++;
     tk = T_IDENT;
-    te = pos;
+    pos = te = ne = p;
     ns = ts;
-    ne = te;
     return;
   }
   if (c === 0x27) {
-    skipQuoted(0x27);
+    pos = te = skipQuoted(s, p, n, 0x27);
     tk = T_STRING;
-    te = pos;
     return;
   }
   if (c === 0x22) {
-    skipQuoted(0x22);
+    pos = te = skipQuoted(s, p, n, 0x22);
     tk = T_QIDENT;
-    te = pos;
     ns = ts + 1;
-    ne = te - 1;
-    if (ne < ns) ne = ns;
+    ne = te - 1 < ns ? ns : te - 1;
     return;
   }
   if (c === 0x24) {
-    const c1 = src.charCodeAt(pos + 1);
+    const c1 = at(s, p + 1, n);
     if (c1 >= 0x30 && c1 <= 0x39) {
-      pos += 2;
-      while (pos < len && isIdentCont(src.charCodeAt(pos))) pos++;
+      p += 2;
+      while (p < n && isIdentCont(s.charCodeAt(p))) p++;
       tk = T_PARAM;
-      te = pos;
+      pos = te = p;
       return;
     }
     // $tag$ … $tag$ (tag may be empty; no `$` and no leading digit in a tag)
-    let j = pos + 1;
+    let j = p + 1;
     if (c1 !== 0x24) {
-      if (!isIdentStart(c1)) return punct(c);
+      if (!isIdentStart(c1)) return punct(p, c);
       j++;
-      while (j < len) {
-        const d = src.charCodeAt(j);
+      while (j < n) {
+        const d = s.charCodeAt(j);
         if (d === 0x24 || !isIdentCont(d)) break;
         j++;
       }
-      if (src.charCodeAt(j) !== 0x24) return punct(c);
+      if (at(s, j, n) !== 0x24) return punct(p, c);
     }
-    const delim = src.slice(pos, j + 1);
-    const close = src.indexOf(delim, j + 1);
-    pos = close === -1 ? len : close + delim.length;
+    const delim = s.slice(p, j + 1);
+    const close = s.indexOf(delim, j + 1);
+    pos = te = close === -1 ? n : close + delim.length;
     tk = T_STRING;
-    te = pos;
     return;
   }
   if (c >= 0x30 && c <= 0x39) {
-    pos++;
-    while (pos < len) {
-      const d = src.charCodeAt(pos);
-      if (isIdentCont(d) || d === 0x2e) pos++;
+    p++;
+    while (p < n) {
+      const d = s.charCodeAt(p);
+      if (isIdentCont(d) || d === 0x2e) p++;
       else break;
     }
     tk = T_NUMBER;
-    te = pos;
+    pos = te = p;
     return;
   }
   if (c === 0x3b) {
-    pos++;
     tk = T_SEMI;
-    te = pos;
+    pos = te = p + 1;
     return;
   }
-  punct(c);
+  punct(p, c);
 }
 
-function punct(c: number): void {
-  pos++;
+function punct(p: number, c: number): void {
   tk = T_PUNCT;
   tc = c;
-  te = pos;
+  pos = te = p + 1;
 }
 
 /** Current token is the bare word `w` (lower-case ASCII), case-insensitively. */
