@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { startPostgres, type TestPostgres } from './harness/postgres.js';
 import { run } from './harness/processes.js';
+import { startSluice } from './harness/sluice.js';
 import { createPool, migrate, readMigrations, type SluicePool } from '../src/kit/index.js';
 import { spyLogger, waitFor } from './fixtures/kit/helpers.js';
 
@@ -87,6 +88,24 @@ test('ten concurrent runners in one process, each with its own pool', async () =
     assert.equal(log[0]!.n, 3);
   } finally {
     await Promise.all(pools.map((p) => p.drain(2000)));
+  }
+});
+
+test('through Sluice in transaction mode: the session advisory lock pins, ten runners apply each migration once', async () => {
+  const url = await freshDb();
+  const dbname = new URL(url).pathname.slice(1);
+  const sluice = await startSluice({ pg: pgsrv, settings: { pool_mode: 'transaction', default_pool_size: 3, max_client_conn: 50 } });
+  const pools: SluicePool[] = Array.from({ length: 10 }, () => createPool({ connectionString: sluice.url(dbname), max: 1, logger: spyLogger() }));
+  try {
+    const results = await Promise.all(pools.map((p) => migrate(p, FIXTURES, { logger: spyLogger() })));
+    assert.equal(results.reduce((n, r) => n + r.applied.length, 0), 4);
+    const log = await query<{ n: number }>(url, 'select count(*)::int as n from applied_log');
+    assert.equal(log[0]!.n, 3);
+    // Pins come and go with the lock: nobody stays pinned once the runners are done.
+    assert.ok(![...sluice.app.clients].some((c) => c.pinReasons.includes('advisory_lock')));
+  } finally {
+    await Promise.all(pools.map((p) => p.drain(2000)));
+    await sluice.stop();
   }
 });
 
