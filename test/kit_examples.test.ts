@@ -8,6 +8,7 @@ import pg from 'pg';
 import { startPostgres, type TestPostgres } from './harness/postgres.js';
 import { run } from './harness/processes.js';
 import { waitFor } from './fixtures/kit/helpers.js';
+import { startSluice } from './harness/sluice.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 let pgsrv: TestPostgres;
@@ -107,5 +108,24 @@ test('http service example: health endpoints, a query route, and a clean exit on
     );
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
+  }
+});
+
+test('Prisma 7 over @prisma/adapter-pg through Sluice transaction mode: 50 concurrent clients, pool size 2, no pgbouncer=true, zero errors', async () => {
+  const url = await freshDb();
+  const dbname = new URL(url).pathname.slice(1);
+  const sluice = await startSluice({ pg: pgsrv, settings: { pool_mode: 'transaction', default_pool_size: 2, max_client_conn: 200 } });
+  try {
+    const r = await run(process.execPath, [path.join(root, 'dist/examples/prisma/concurrent.js')], {
+      env: { DATABASE_URL: sluice.url(dbname), SLUICE_LOG_LEVEL: 'warn', CLIENTS: '50' },
+      timeoutMs: 120_000,
+    });
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    const out = JSON.parse(r.stdout.split('\n').find((l) => l.startsWith('{"ok"')) ?? '{}') as { ok: number; errors: string[] };
+    assert.deepEqual(out.errors, []);
+    assert.equal(out.ok, 50);
+    assert.ok([...sluice.app.pooler.pools.values()].every((p) => p.servers.size <= 2));
+  } finally {
+    await sluice.stop();
   }
 });

@@ -138,3 +138,33 @@ test('a client that disconnects mid-query: its server is reset or closed, never 
     await one.stop();
   }
 });
+
+test('the Unix-socket listener serves psql', async () => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sluice-sock-'));
+  const unix = await startSluice({ pg: pgsrv, settings: { unix_socket_dir: dir } });
+  try {
+    const r = await run('psql', ['-h', dir, '-p', String(unix.port), '-U', 'postgres', '-d', 'postgres', '-XAtc', 'select 11']);
+    assert.equal(r.stdout.trim(), '11', r.stderr);
+  } finally {
+    await unix.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a 3.2 StartupMessage with _pq_ options gets NegotiateProtocolVersion, then a 32-byte cancel key', async () => {
+  const socket = net.connect({ host: '127.0.0.1', port: sluice.port });
+  await new Promise<void>((resolve) => socket.once('connect', resolve));
+  const messages = readMessages(socket);
+  socket.write(startupMessage({ user: 'postgres', database: 'postgres', '_pq_.sluice_test': 'on' }, 3));
+  const v = await messages.until((m) => m.type === 'v');
+  assert.equal(v.body.readInt32BE(0), 2, 'newest minor version Sluice speaks');
+  assert.equal(v.body.readInt32BE(4), 1);
+  assert.equal(v.body.toString('utf8', 8, v.body.length - 1), '_pq_.sluice_test');
+  const k = await messages.until((m) => m.type === 'K');
+  assert.equal(k.body.length, 4 + 32);
+  await messages.until((m) => m.type === 'Z');
+  socket.destroy();
+});

@@ -95,6 +95,11 @@ test('protocol-level named prepared statements work across servers; names do not
       assert.equal(rc.rows[0].n, i);
     }
     for (const srv of [...s.app.pooler.pools.values()][0].servers) assert.ok(srv.statements.size <= 3);
+    const console = new pg.Client({ connectionString: s.url('pgbouncer') });
+    await console.connect();
+    const [row] = (await console.query('SHOW PREPARED_STATEMENTS')).rows;
+    assert.ok(Number(row.parses) >= 12 && Number(row.hits) > 0 && Number(row.evictions) > 0, JSON.stringify(row));
+    await console.end();
     await Promise.all([a.end(), b.end()]);
   } finally {
     await s.stop();
@@ -109,6 +114,14 @@ test('a temp table pins its client until DISCARD; the next client never sees it'
     await a.query('insert into scratch values (1)');
     assert.equal(await one(a, 'select count(*)::int from scratch'), 1);
     await waitFor(() => [...s.app.clients].some((c) => c.pinReasons.join() === 'temp_object'), 'a temp-object pin');
+    // The operator sees who is pinned and why.
+    const console = new pg.Client({ connectionString: s.url('pgbouncer') });
+    await console.connect();
+    const pinned = (await console.query('SHOW PINNED_CLIENTS')).rows;
+    assert.equal(pinned.length, 1);
+    assert.equal(pinned[0].reasons, 'temp_object');
+    assert.ok(Number(pinned[0].server_pid) > 0);
+    await console.end();
     const b = await client(s);
     const bq = one<number>(b, "select count(*)::int from pg_class where relname = 'scratch' and relpersistence = 't'");
     await a.query('discard temp');

@@ -58,7 +58,8 @@ export const COLUMNS = {
   state: cols('ss', 'key', 'value'),
   // Sluice's own views.
   pins: cols('sssq', 'database', 'user', 'reason', 'count'),
-  prepared_statements: cols('ssqqi', 'database', 'user', 'hits', 'misses', 'server_statements'),
+  prepared_statements: cols('ssqqqqi', 'database', 'user', 'parses', 'hits', 'misses', 'evictions', 'server_statements'),
+  pinned_clients: cols('qsssi', 'id', 'database', 'user', 'reasons', 'server_pid'),
   latency: cols('sssqNNNN', 'database', 'user', 'metric', 'count', 'p50_ms', 'p90_ms', 'p99_ms', 'mean_ms'),
 } as const satisfies Record<string, readonly Column[]>;
 

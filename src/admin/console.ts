@@ -46,7 +46,7 @@ function unquote(w: string): string {
 const HELP = [
   'SHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION|STATE|LISTS',
   'SHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS',
-  'SHOW PINS|PREPARED_STATEMENTS|LATENCY   (Sluice)',
+  'SHOW PINS|PINNED_CLIENTS|PREPARED_STATEMENTS|LATENCY   (Sluice)',
   'SET key = arg',
   'RELOAD',
   'PAUSE [<db>]',
@@ -211,8 +211,19 @@ export class AdminConsole {
       case 'pins':
         return this.result(COLUMNS.pins, [...this.metrics.pins.values()].map((p) => [p.database, p.user, p.reason, p.count]));
       case 'prepared_statements':
-        // Empty until prepared-statement emulation lands; the columns are stable.
-        return this.result(COLUMNS.prepared_statements, []);
+        return this.result(
+          COLUMNS.prepared_statements,
+          [...app.pooler.pools.values()].map((p) => {
+            let onServers = 0;
+            for (const srv of p.servers) onServers += srv.statements.size;
+            return [p.db.name, p.user, p.stats.preparedParses, p.stats.preparedHits, p.stats.preparedMisses, p.stats.preparedEvictions, onServers];
+          }),
+        );
+      case 'pinned_clients':
+        return this.result(
+          COLUMNS.pinned_clients,
+          [...app.clients].filter((c) => c.pinned).map((c) => [c.id, c.database, c.user, c.pinReasons.join(','), c.linkedServer?.pid ?? 0]),
+        );
       case 'latency': {
         const rows = await this.metrics.latency();
         const f = (n: number) => n.toFixed(3);

@@ -42,8 +42,22 @@ export class Metrics implements PoolObserver {
     this.waitHist = new Histogram({ name: 'sluice_client_wait_seconds', help: 'How long clients waited for a server connection.', labelNames: pl, buckets: LATENCY_BUCKETS, registers });
     this.errors = new Counter({ name: 'sluice_errors_total', help: 'ErrorResponses sent to clients, by SQLSTATE class (first two characters).', labelNames: ['database', 'user', 'class'], registers });
     this.pinsCounter = new Counter({ name: 'sluice_pins_total', help: 'Clients pinned to their server in transaction mode, by reason.', labelNames: ['database', 'user', 'reason'], registers });
-    new Counter({ name: 'sluice_prepared_statement_hits_total', help: 'Prepared statements found already prepared on the server (0 until statement emulation lands).', registers });
-    new Counter({ name: 'sluice_prepared_statement_misses_total', help: 'Prepared statements that had to be prepared on the server (0 until statement emulation lands).', registers });
+    // Read from the pools' counters at scrape time; the hot path only increments numbers.
+    const pooler = this.app.pooler;
+    const preparedCounter = (name: string, help: string, pick: (s: import('../pool/pool.js').PoolStats) => number) =>
+      new Counter({
+        name,
+        help,
+        labelNames: pl,
+        registers,
+        collect() {
+          this.reset();
+          for (const p of pooler.pools.values()) this.inc({ database: p.db.name, user: p.user }, pick(p.stats));
+        },
+      });
+    preparedCounter('sluice_prepared_statement_hits_total', 'Binds/Describes of a named statement already prepared on the server.', (s) => s.preparedHits);
+    preparedCounter('sluice_prepared_statement_misses_total', 'Named statements Sluice had to prepare on the server first.', (s) => s.preparedMisses);
+    preparedCounter('sluice_prepared_statement_evictions_total', 'Statements closed to respect max_prepared_statements.', (s) => s.preparedEvictions);
 
     const pools = () => [...this.app.pooler.pools.values()];
     const gauge = (name: string, help: string, pick: (c: ReturnType<typeof poolCounts>) => number) =>

@@ -153,7 +153,7 @@ export function clientRows(app: Sluice, adminClients: ReadonlySet<ClientConn>): 
       c.remoteAddress, c.remotePort, c.socket.localAddress ?? '', c.socket.localPort ?? 0,
       formatTime(c.connectedAt), formatTime(c.lastActivity),
       Math.floor(waiting / 1000), (waiting % 1000) * 1000, 0,
-      ptr('C', c.id), server ? ptr('S', server.id) : '', 0, tlsInfo(c.socket, c.tls), c.appName, 0, c.id,
+      ptr('C', c.id), server ? ptr('S', server.id) : '', 0, tlsInfo(c.socket, c.tls), c.appName, c.statements.size, c.id,
     ]);
   }
   return rows;
@@ -173,7 +173,7 @@ export function serverRows(app: Sluice): Cell[][] {
         p.target.host, p.target.port, s.socket.localAddress ?? '', s.socket.localPort ?? 0,
         formatTime(s.createdAt), formatTime(s.linkedAt || s.lastUsed),
         0, 0, s.retire ? 1 : 0,
-        ptr('S', s.id), client ? ptr('C', client.id) : '', s.pid, tlsInfo(s.socket, s.tlsActive), client?.appName ?? '', 0, s.id,
+        ptr('S', s.id), client ? ptr('C', client.id) : '', s.pid, tlsInfo(s.socket, s.tlsActive), client?.appName ?? '', s.statements.size, s.id,
       ]);
     }
   }

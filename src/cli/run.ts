@@ -88,6 +88,9 @@ export async function runEmbedded(options: { dataDir: string; port: number }): P
   const binaries = findPgBinaries({ preferEmbedded: true });
   const cluster = new PgCluster({ dir: options.dataDir, binaries, conf: { fsync: 'on', synchronous_commit: 'on', full_page_writes: 'on' } });
   log.info({ dir: path.relative(process.cwd(), options.dataDir) || '.', binaries: binaries.source }, 'starting embedded PostgreSQL');
+  if (cluster.relocatedFrom) {
+    log.warn({ requested: cluster.relocatedFrom, using: cluster.dir }, 'the PostgreSQL OS user cannot reach the requested data folder; using another');
+  }
   await cluster.start();
   const config = buildConfig({
     settings: { listen_addr: '127.0.0.1', listen_port: options.port, unix_socket_dir: '', auth_type: 'trust', pool_mode: 'transaction', admin_users: 'postgres' },
@@ -96,7 +99,7 @@ export async function runEmbedded(options: { dataDir: string; port: number }): P
   const starting = Sluice.start(config, { logger: log });
   const app = await starting;
   process.stdout.write(
-    `\nSluice is pooling an embedded PostgreSQL (data in ${options.dataDir}).\n` +
+    `\nSluice is pooling an embedded PostgreSQL (data in ${cluster.dir}).\n` +
       `  DATABASE_URL=postgres://postgres@127.0.0.1:${app.port}/postgres\n` +
       `  psql "postgres://postgres@127.0.0.1:${app.port}/postgres"\n` +
       `Press Ctrl-C to stop both.\n\n`,

@@ -372,6 +372,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       if (flags !== 0 && this.refuseByPolicy(flags, false)) return Verdict.Consumed;
       this.statements.set(data.toString('utf8', start + 5, nameEnd), this.ctx.statements.intern(data.subarray(nameEnd + 1, end)));
       preparedCounters.parses++;
+      this.pool!.stats.preparedParses++;
       this.socket.write(PARSE_COMPLETE);
       return Verdict.Consumed;
     }
@@ -485,12 +486,17 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     const st = this.ctx.statements.intern(data.subarray(nameEnd + 1, end));
     this.statements.set(name, st);
     preparedCounters.parses++;
+    this.pool!.stats.preparedParses++;
     this.reader.flush();
     const server = this.server!;
     if (server.statements.has(st)) {
       preparedCounters.hits++;
+      this.pool!.stats.preparedHits++;
       this.tracker.push(Pending.SyntheticParse, null, this);
-    } else this.prepareOnServer(server, st, Pending.Parse);
+    } else {
+      this.pool!.stats.preparedMisses++;
+      this.prepareOnServer(server, st, Pending.Parse);
+    }
     return Verdict.Consumed;
   }
 
@@ -502,6 +508,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
         server.socket.write(closeStatementMessage(victim));
         this.tracker.push(Pending.CloseOurs, victim, this);
         preparedCounters.evictions++;
+        this.pool!.stats.preparedEvictions++;
       }
     }
     server.socket.write(parseMessage(st));
@@ -516,8 +523,13 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     if (!st) return null;
     const server = this.server!;
     preparedCounters.binds++;
-    if (server.statements.has(st)) preparedCounters.hits++;
-    else this.prepareOnServer(server, st, Pending.ParseOurs);
+    if (server.statements.has(st)) {
+      preparedCounters.hits++;
+      this.pool!.stats.preparedHits++;
+    } else {
+      this.pool!.stats.preparedMisses++;
+      this.prepareOnServer(server, st, Pending.ParseOurs);
+    }
     return st;
   }
 

@@ -3,7 +3,9 @@
 // PostgreSQL refuses to run as root, so as root we run it as an unprivileged
 // OS user (`postgres` if it exists, else `nobody`) and hand it the directory.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync, openSync, closeSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync, openSync, closeSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { findPgBinaries, type PgBinaries } from './binaries.js';
@@ -55,6 +57,21 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Whether every directory from / down to `dir` lets `user` through (x permission). */
+function traversable(dir: string, user: OsUser): boolean {
+  let cur = path.resolve(dir);
+  for (;;) {
+    if (existsSync(cur)) {
+      const st = statSync(cur);
+      const ok = st.uid === user.uid ? st.mode & 0o100 : st.gid === user.gid ? st.mode & 0o010 : st.mode & 0o001;
+      if (!ok) return false;
+    }
+    const parent = path.dirname(cur);
+    if (parent === cur) return true;
+    cur = parent;
+  }
+}
+
 const liveClusters = new Set<PgCluster>();
 // Never leave a postgres behind, even when a test throws or the process exits early.
 process.once('exit', () => {
@@ -69,18 +86,27 @@ export class PgCluster {
   readonly binaries: PgBinaries;
   port = 0;
   private proc: ChildProcess | null = null;
-  private readonly owner: OsUser | null;
+  private readonly owner: OsUser | null = null;
   private readonly logFile: string;
   private readonly timeoutMs: number;
 
+  /** Set when the requested directory was unreachable for the PostgreSQL OS user and another was used. */
+  readonly relocatedFrom: string | null = null;
+
   constructor(private readonly options: ClusterOptions) {
-    this.dir = path.resolve(options.dir);
+    this.owner = unprivilegedUser();
+    let dir = path.resolve(options.dir);
+    if (this.owner && !traversable(path.dirname(dir), this.owner)) {
+      // As root in a private folder (e.g. /root, or a 0700 temp dir) PostgreSQL's user cannot reach the data.
+      this.relocatedFrom = dir;
+      dir = path.join(os.tmpdir(), `sluice-pg-${createHash('sha1').update(dir).digest('hex').slice(0, 12)}`);
+    }
+    this.dir = dir;
     this.dataDir = path.join(this.dir, 'data');
     this.socketDir = path.join(this.dir, 'sock');
     this.logFile = path.join(this.dir, 'postgres.log');
     this.superuser = options.superuser ?? 'postgres';
     this.binaries = options.binaries ?? findPgBinaries();
-    this.owner = unprivilegedUser();
     this.timeoutMs = options.timeoutMs ?? 30_000;
   }
 

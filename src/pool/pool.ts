@@ -43,6 +43,14 @@ export interface PoolStats {
   serverAssignCount: number;
   loginErrors: number;
   clientConnectCount: number;
+  /** Named Parse messages from clients (transaction/statement mode). */
+  preparedParses: number;
+  /** Bind/Describe of a named statement already prepared on the server. */
+  preparedHits: number;
+  /** ... that Sluice had to prepare on the server first. */
+  preparedMisses: number;
+  /** Statements closed to respect max_prepared_statements. */
+  preparedEvictions: number;
 }
 
 export class Pool implements ServerEvents {
@@ -69,6 +77,10 @@ export class Pool implements ServerEvents {
     serverAssignCount: 0,
     loginErrors: 0,
     clientConnectCount: 0,
+    preparedParses: 0,
+    preparedHits: 0,
+    preparedMisses: 0,
+    preparedEvictions: 0,
   };
   /** Number of clients attached to this pool (any state). */
   clientCount = 0;
