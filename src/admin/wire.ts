@@ -1,16 +1,11 @@
 // Result-set messages for the admin console: RowDescription, DataRow,
 // CommandComplete. Values are sent in text format, NULL as length -1.
 import type { Column } from './columns.js';
+import { frameMessage } from '../protocol/messages.js';
 
 export type Cell = string | number | bigint | null;
 
-function frame(type: string, body: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = type.charCodeAt(0);
-  out.writeInt32BE(4 + body.length, 1);
-  body.copy(out, 5);
-  return out;
-}
+const frame = (type: string, body: Buffer): Buffer => frameMessage(type, body);
 
 export function rowDescription(columns: readonly Column[]): Buffer {
   const parts: Buffer[] = [];

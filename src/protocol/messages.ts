@@ -1,12 +1,23 @@
 // Builders and small parsers for the messages Sluice itself writes or reads.
 // Constant messages are built once at module load.
 
-function message(type: string, body: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = type.charCodeAt(0);
-  out.writeInt32BE(4 + body.length, 1);
-  body.copy(out, 5);
+/** A regular message: type byte, Int32 length, then the parts of the body in order. */
+export function frameMessage(type: string | number, ...parts: Buffer[]): Buffer {
+  let len = 4;
+  for (const p of parts) len += p.length;
+  const out = Buffer.allocUnsafe(1 + len);
+  out[0] = typeof type === 'number' ? type : type.charCodeAt(0);
+  out.writeInt32BE(len, 1);
+  let pos = 5;
+  for (const p of parts) {
+    p.copy(out, pos);
+    pos += p.length;
+  }
   return out;
+}
+
+function message(type: string, body: Buffer): Buffer {
+  return frameMessage(type, body);
 }
 
 function cstr(s: string): Buffer {

@@ -5,6 +5,8 @@
 // has prepared under Sluice's own names (`sluice_<id>`); a statement is
 // prepared lazily on whichever server the client holds when it binds.
 
+import { frameMessage } from '../protocol/messages.js';
+
 export interface Statement {
   readonly id: number;
   /** Server-side name. */
@@ -95,17 +97,7 @@ function cstr(s: string): Buffer {
 }
 
 function frame(type: number, parts: Buffer[]): Buffer {
-  let len = 4;
-  for (const p of parts) len += p.length;
-  const out = Buffer.allocUnsafe(1 + len);
-  out[0] = type;
-  out.writeInt32BE(len, 1);
-  let pos = 5;
-  for (const p of parts) {
-    p.copy(out, pos);
-    pos += p.length;
-  }
-  return out;
+  return frameMessage(type, ...parts);
 }
 
 export function parseMessage(st: Statement): Buffer {
