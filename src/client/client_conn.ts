@@ -237,7 +237,13 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
         return;
       }
       this.startupReader = null;
-      this.onStartup(p);
+      // A login that completes synchronously (trust, known pool) leaves in one write.
+      this.socket.cork();
+      try {
+        this.onStartup(p);
+      } finally {
+        this.socket.uncork();
+      }
       if (data) this.reader.push(data);
     }
   }
@@ -316,7 +322,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     }
     if (!sent.has('application_name') && this.appName) out.push(parameterStatus('application_name', this.appName));
     this.cancelPid = this.ctx.registerCancel(this);
-    this.cancelKey = randomBytes(this.protocolMinor >= 2 ? 32 : 4);
+    this.cancelKey = randomKey(this.protocolMinor >= 2 ? 32 : 4);
     out.push(backendKeyData(this.cancelPid, this.cancelKey), readyForQuery('I'));
     this.state = 'idle';
     this.lastActivity = Date.now();
@@ -1096,6 +1102,21 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       });
     } else afterRollback();
   }
+}
+
+// Cancel keys come from a pool of CSPRNG bytes refilled in bulk: one
+// randomBytes() call per 256 logins instead of one per login.
+let randomPool = Buffer.alloc(0);
+let randomPos = 0;
+function randomKey(n: number): Buffer {
+  if (randomPos + n > randomPool.length) {
+    randomPool = randomBytes(8192);
+    randomPos = 0;
+  }
+  const key = Buffer.from(randomPool.subarray(randomPos, randomPos + n));
+  randomPool.fill(0, randomPos, randomPos + n); // never reuse handed-out bytes
+  randomPos += n;
+  return key;
 }
 
 /**
