@@ -1,9 +1,10 @@
 // Prometheus metrics in a private prom-client Registry. The hot path only
 // observes into pre-bound histogram children (cached per pool); every gauge
 // and the traffic counters are computed from pool state at scrape time.
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import type { Sluice } from '../app.js';
 import type { Pool } from '../pool/pool.js';
+import { FastHistogram, type HistogramSeries } from './fast_histogram.js';
 import type { PoolObserver } from '../pool/observer.js';
 import { poolCounts } from './views.js';
 
@@ -14,9 +15,9 @@ interface Observed {
   observe(v: number): void;
 }
 interface PoolChildren {
-  query: Observed;
-  xact: Observed;
-  wait: Observed;
+  query: HistogramSeries;
+  xact: HistogramSeries;
+  wait: HistogramSeries;
 }
 
 type StatKey = 'xactCount' | 'queryCount' | 'bytesReceived' | 'bytesSent';
@@ -24,9 +25,9 @@ type StatKey = 'xactCount' | 'queryCount' | 'bytesReceived' | 'bytesSent';
 export class Metrics implements PoolObserver {
   readonly registry = new Registry();
   private readonly children = new WeakMap<Pool, PoolChildren>();
-  private readonly queryHist: Histogram<'database' | 'user'>;
-  private readonly xactHist: Histogram<'database' | 'user'>;
-  private readonly waitHist: Histogram<'database' | 'user'>;
+  private readonly queryHist: FastHistogram;
+  private readonly xactHist: FastHistogram;
+  private readonly waitHist: FastHistogram;
   private readonly errors: Counter<'database' | 'user' | 'class'>;
   private readonly pinsCounter: Counter<'database' | 'user' | 'reason'>;
   /** Pins by pool and reason, for SHOW PINS. */
@@ -37,9 +38,9 @@ export class Metrics implements PoolObserver {
   constructor(private readonly app: Sluice) {
     const registers = [this.registry];
     const pl = ['database', 'user'] as const;
-    this.queryHist = new Histogram({ name: 'sluice_query_duration_seconds', help: 'Query duration (simple Query or extended batch up to ReadyForQuery).', labelNames: pl, buckets: LATENCY_BUCKETS, registers });
-    this.xactHist = new Histogram({ name: 'sluice_transaction_duration_seconds', help: 'How long a client held a server (a transaction in transaction mode).', labelNames: pl, buckets: LATENCY_BUCKETS, registers });
-    this.waitHist = new Histogram({ name: 'sluice_client_wait_seconds', help: 'How long clients waited for a server connection.', labelNames: pl, buckets: LATENCY_BUCKETS, registers });
+    this.queryHist = new FastHistogram('sluice_query_duration_seconds', 'Query duration (simple Query or extended batch up to ReadyForQuery).', LATENCY_BUCKETS, registers);
+    this.xactHist = new FastHistogram('sluice_transaction_duration_seconds', 'How long a client held a server (a transaction in transaction mode).', LATENCY_BUCKETS, registers);
+    this.waitHist = new FastHistogram('sluice_client_wait_seconds', 'How long clients waited for a server connection.', LATENCY_BUCKETS, registers);
     this.errors = new Counter({ name: 'sluice_errors_total', help: 'ErrorResponses sent to clients, by SQLSTATE class (first two characters).', labelNames: ['database', 'user', 'class'], registers });
     this.pinsCounter = new Counter({ name: 'sluice_pins_total', help: 'Clients pinned to their server in transaction mode, by reason.', labelNames: ['database', 'user', 'reason'], registers });
     // Read from the pools' counters at scrape time; the hot path only increments numbers.
@@ -115,7 +116,7 @@ export class Metrics implements PoolObserver {
     let c = this.children.get(pool);
     if (!c) {
       const labels = { database: pool.db.name, user: pool.user };
-      c = { query: this.queryHist.labels(labels), xact: this.xactHist.labels(labels), wait: this.waitHist.labels(labels) };
+      c = { query: this.queryHist.seriesFor(pool, labels), xact: this.xactHist.seriesFor(pool, labels), wait: this.waitHist.seriesFor(pool, labels) };
       this.children.set(pool, c);
     }
     return c;
@@ -123,13 +124,13 @@ export class Metrics implements PoolObserver {
 
   // ---- PoolObserver (hot path) ----
   onQuery(pool: Pool, ms: number): void {
-    this.forPool(pool).query.observe(ms / 1000);
+    this.queryHist.observe(this.forPool(pool).query, ms / 1000);
   }
   onTransaction(pool: Pool, ms: number): void {
-    this.forPool(pool).xact.observe(ms / 1000);
+    this.xactHist.observe(this.forPool(pool).xact, ms / 1000);
   }
   onWait(pool: Pool, ms: number): void {
-    this.forPool(pool).wait.observe(ms / 1000);
+    this.waitHist.observe(this.forPool(pool).wait, ms / 1000);
   }
   onError(pool: Pool | null, sqlstate: string): void {
     this.errors.inc({ database: pool?.db.name ?? '', user: pool?.user ?? '', class: sqlstate.slice(0, 2) });
