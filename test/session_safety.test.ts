@@ -80,6 +80,19 @@ test('startup parameters (application_name, statement_timeout via options) are r
   }
 });
 
+test('ignore_startup_parameters drops the listed parameters; others are replayed', async () => {
+  const s = await sluice({ ignore_startup_parameters: 'extra_float_digits' });
+  try {
+    const c = new pg.Client({ connectionString: s.url(), options: '-c extra_float_digits=2 -c work_mem=7MB' });
+    await c.connect();
+    assert.equal(await one(c, 'select current_setting($$extra_float_digits$$)'), '1', 'the ignored parameter keeps the server default');
+    assert.equal(await one(c, 'select current_setting($$work_mem$$)'), '7MB');
+    await c.end();
+  } finally {
+    await s.stop();
+  }
+});
+
 test('protocol-level named prepared statements work across servers; names do not collide between clients', async () => {
   const s = await sluice({ default_pool_size: 2, max_prepared_statements: 3 });
   try {

@@ -123,3 +123,25 @@ test('GSSENCRequest is answered N and the client goes on in plain text', async (
     assert.equal(r.stdout.trim(), '5', r.stderr);
   });
 });
+
+test('RELOAD re-reads the client TLS certificate files', async () => {
+  const { buildConfig } = await import('../src/config/index.js');
+  const second = generateCerts({ users: [] });
+  const settings = { listen_addr: '127.0.0.1', listen_port: 0, unix_socket_dir: '', auth_type: 'trust', pool_mode: 'transaction', admin_users: 'postgres' };
+  const databases = { '*': `host=127.0.0.1 port=${server.port}` };
+  await withSluice(clientTlsSettings('require'), async (s) => {
+    const verify = (ca: string) =>
+      run('psql', [`host=localhost port=${s.port} user=postgres dbname=postgres sslmode=verify-full sslrootcert=${ca}`, '-XAtc', 'select 1']);
+    assert.equal((await verify(certs.caCert)).stdout.trim(), '1');
+    assert.notEqual((await verify(second.caCert)).code, 0, 'the second CA does not sign the current certificate yet');
+    s.app.reload(
+      buildConfig({
+        settings: { ...settings, ...clientTlsSettings('require'), client_tls_key_file: second.serverKey, client_tls_cert_file: second.serverCert, client_tls_ca_file: second.caCert },
+        databases,
+      }),
+    );
+    assert.equal((await verify(second.caCert)).stdout.trim(), '1', 'new connections present the reloaded certificate');
+    assert.notEqual((await verify(certs.caCert)).code, 0);
+  });
+  second.cleanup();
+});
