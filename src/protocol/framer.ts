@@ -56,7 +56,8 @@ export function inspectTable(types: string): Uint8Array {
 export class MessageReader {
   maxPacketSize: number;
   private state = State.Header;
-  private readonly hdr = Buffer.alloc(HEADER);
+  // Only a header split across chunks needs this; most connections never allocate it.
+  private hdrBuf: Buffer | null = null;
   private hdrFill = 0;
   private msg: Buffer | null = null; // a split inspected message being assembled (capacity <= msgTotal)
   private msgTotal = 0;
@@ -248,26 +249,27 @@ export class MessageReader {
       // Header split across chunks: gather it byte-wise (at most 4 copies).
       this.flush();
       const n = Math.min(HEADER - this.hdrFill, len - pos);
-      buf.copy(this.hdr, this.hdrFill, pos, pos + n);
+      const hdr = (this.hdrBuf ??= Buffer.alloc(HEADER));
+      buf.copy(hdr, this.hdrFill, pos, pos + n);
       this.hdrFill += n;
       pos += n;
       if (this.hdrFill < HEADER) continue;
       this.hdrFill = 0;
-      const type = this.hdr[0];
-      const length = this.hdr.readInt32BE(1);
+      const type = hdr[0];
+      const length = hdr.readInt32BE(1);
       if (!this.checkLength(type, length)) return;
       const total = length + 1;
       if (this.inspect[type] || total === HEADER) {
         this.msg = Buffer.allocUnsafe(Math.min(total, INITIAL_CAPACITY));
         this.msgTotal = total;
         this.msgType = type;
-        this.hdr.copy(this.msg, 0);
+        hdr.copy(this.msg, 0);
         this.msgFill = HEADER;
         this.state = State.Buffered;
         if (total === HEADER && this.deliverBuffered(buf, pos)) return;
         continue;
       }
-      const header = Buffer.from(this.hdr);
+      const header = Buffer.from(hdr);
       const verdict = this.sink.onFrame(type, header, 0, HEADER);
       if (verdict === Verdict.Stop) {
         this.stopAt(header, buf, pos);
