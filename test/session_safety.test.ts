@@ -209,6 +209,11 @@ test('pin_policy = error refuses session state with a clear error; allow behaves
     const a = await client(s);
     await assert.rejects(a.query('create temp table nope(x int)'), (e: Error & { code?: string }) => e.code === '0A000' && /pin_policy/.test(e.message));
     await assert.rejects(a.query({ name: 'lk', text: 'select pg_advisory_lock($1)', values: [1] }), (e: Error & { code?: string }) => e.code === '0A000');
+    // Refused while holding no server: the rest of the batch is dropped, one error only.
+    const fresh = await client(s);
+    await assert.rejects(fresh.query({ name: 'lk2', text: 'select pg_advisory_lock($1)', values: [2] }), (e: Error & { code?: string }) => e.code === '0A000');
+    assert.equal(await one(fresh, 'select 2'), 2);
+    await fresh.end();
     assert.equal(await one(a, 'select 1'), 1, 'the connection keeps working');
     assert.equal(await one(a, 'select pg_advisory_xact_lock(5)::text'), '', 'transaction-scoped locks are fine');
     await a.end();

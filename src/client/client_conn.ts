@@ -357,6 +357,14 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
 
   private onIdleFrame(type: number, data: Buffer, start: number, end: number): Verdict {
     this.lastActivity = Date.now();
+    if (this.skipToSync) {
+      // After a refused extended-protocol message: drop the rest of the batch, like a server would.
+      if (type === 0x53 /* S */) {
+        this.skipToSync = false;
+        this.socket.write(readyForQuery('I'));
+      }
+      return Verdict.Consumed;
+    }
     if (type === 0x58 /* X */) {
       this.close('client sent Terminate', false);
       return Verdict.Consumed;
