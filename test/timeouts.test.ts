@@ -81,7 +81,7 @@ test('server_login_retry: while the server refuses logins, clients fail fast wit
     second.on('error', () => {});
     await assert.rejects(second.connect(), (e: PgErr) => e.code === '28000');
     assert.equal(p.stats.loginErrors, attempts, 'no new login attempt inside server_login_retry');
-    assert.ok(Date.now() - t0 < 1000);
+    assert.ok(Date.now() - t0 < 5000, 'fails fast: far inside the 30 s server_login_retry window');
     await stillServes(s.url());
   } finally {
     await s.stop();
