@@ -38,7 +38,7 @@ import {
   type Statement,
 } from '../session/prepared.js';
 import { Pending, ResponseTracker, type TrackerSink } from '../session/tracker.js';
-import { PROBE_SQL, parseProbe, pinReasons } from '../session/state.js';
+import { PROBE_SQL, parseProbe, pinReasons, type SessionState } from '../session/state.js';
 import type { ClientContext } from './context.js';
 
 export type ClientState = 'startup' | 'auth' | 'welcome' | 'idle' | 'waiting' | 'linking' | 'active' | 'closed';
@@ -85,6 +85,8 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   private pendingReplies = 0; // ReadyForQuery messages still owed by the server
   private unsynced = false; // extended-protocol messages sent since the last Sync
   private inCopy = false;
+  /** COPY FROM STDIN in progress: client Syncs are ignored by the server until CopyDone/CopyFail. */
+  private copyIn = false;
   private linkStart = 0;
   private queryStart = 0;
   private cancelReason = '';
@@ -405,7 +407,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     if (this.skipToSync) {
       if (type !== 0x53 /* S */) return Verdict.Consumed;
       this.skipToSync = false;
-      this.socket.write(readyForQuery(this.server?.txStatus ?? 'I'));
+      this.tracker.push(Pending.SyntheticRaw, null, this, readyForQuery(this.server?.txStatus ?? 'I'));
       return Verdict.Consumed;
     }
     const emulating = this.emulating;
@@ -421,6 +423,8 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
         }
         break;
       case 0x53 /* S */:
+        // PostgreSQL ignores Sync during COPY FROM STDIN (libpq sends one before the data).
+        if (this.copyIn) break;
         this.pendingReplies++;
         this.unsynced = false;
         if (emulating) {
@@ -455,7 +459,11 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
         }
         break;
       case 0x48 /* H */:
-        this.unsynced = true;
+        if (!this.copyIn) this.unsynced = true;
+        break;
+      case 0x63 /* c CopyDone */:
+      case 0x66 /* f CopyFail */:
+        this.copyIn = false;
         break;
       case 0x58 /* X */:
         this.close('client sent Terminate', false);
@@ -527,7 +535,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     }
     server.socket.write(parseMessage(st));
     server.statements.add(st);
-    this.tracker.push(kind, st, this);
+    this.tracker.push(kind, st, this); // a failed or skipped Parse un-records it
     preparedCounters.serverPrepares++;
   }
 
@@ -592,6 +600,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     }
     this.openBatch();
     this.batchEligible = false;
+    if (this.tracker.skipping) return Verdict.Consumed; // skipped by the server too: no effect, no reply
     // A client's Close of its own statement is answered locally; the server keeps it for others.
     this.statements.delete(data.toString('utf8', start + 6, end - 1));
     this.reader.flush();
@@ -600,13 +609,18 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   }
 
   /** TrackerSink: a locally answered reply is due. */
-  emit(kind: Pending.SyntheticParse | Pending.SyntheticClose): void {
-    this.socket.write(kind === Pending.SyntheticParse ? PARSE_COMPLETE : CLOSE_COMPLETE);
+  emit(kind: Pending.SyntheticParse | Pending.SyntheticClose | Pending.SyntheticRaw, payload?: Buffer): void {
+    this.socket.write(kind === Pending.SyntheticParse ? PARSE_COMPLETE : kind === Pending.SyntheticClose ? CLOSE_COMPLETE : payload!);
   }
 
-  /** TrackerSink: an injected Parse did not take effect on the server. */
+  /** TrackerSink: a Parse did not take effect on the server. */
   notPrepared(st: Statement): void {
     this.server?.statements.delete(st);
+  }
+
+  /** TrackerSink: a Close of an evicted statement was skipped; it is still there. */
+  stillPrepared(st: Statement): void {
+    this.server?.statements.add(st);
   }
 
   // ---------------------------------------------------------------- session state
@@ -625,11 +639,13 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       hint:
         'Use the transaction-scoped form (pg_advisory_xact_lock, ON COMMIT DROP temp tables, cursors without WITH HOLD, protocol-level prepared statements), or connect to a pool with pin_policy = pin or pool_mode = session.',
     });
+    // Replies still owed for earlier messages go first: the refusal queues behind them.
+    const status = this.server?.txStatus ?? 'I';
     if (simple) {
       this.pendingReplies--;
-      this.socket.write(Buffer.concat([err, readyForQuery(this.server?.txStatus ?? 'I')]));
+      this.tracker.push(Pending.SyntheticRaw, null, this, Buffer.concat([err, readyForQuery(status)]));
     } else {
-      this.socket.write(err);
+      this.tracker.push(Pending.SyntheticRaw, null, this, err);
       this.skipToSync = true;
     }
     return true;
@@ -667,17 +683,31 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
         return;
       }
       this.params.adoptSessionSettings(probe.settings, server);
-      const policy = this.pool!.settings.pinPolicy;
-      this.setPins(policy === 'allow' ? [] : pinReasons(probe, this.loaded));
-      if (this.pinned) {
-        this.becomeActive();
+      // A RESET of a startup parameter left the server default: put the startup value back.
+      const fix = this.params.replaySql(server);
+      if (fix) {
+        server.runInternal(fix, (fixErr) => {
+          if (this.server !== server || this.state !== 'linking') return;
+          if (!fixErr) this.params.markApplied(server);
+          this.decidePin(server, probe);
+        });
         return;
       }
-      this.unlink(server.txStatus === 'I');
-      this.state = 'idle';
-      this.reader.resume();
+      this.decidePin(server, probe);
     });
     return true;
+  }
+
+  /** After the probe: pin on real state, otherwise release at this boundary. */
+  private decidePin(server: ServerConn, probe: SessionState): void {
+    this.setPins(this.pool!.settings.pinPolicy === 'allow' ? [] : pinReasons(probe, this.loaded));
+    if (this.pinned) {
+      this.becomeActive();
+      return;
+    }
+    this.unlink(server.txStatus === 'I');
+    this.state = 'idle';
+    this.reader.resume();
   }
 
   private setPins(reasons: string[]): void {
@@ -724,6 +754,8 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     this.pendingReplies = 0;
     this.unsynced = false;
     this.inCopy = false;
+    this.copyIn = false;
+    this.server!.socket.resume();
     this.tracker.reset();
     this.linkFlags = 0;
     this.batchOpen = false;
@@ -837,6 +869,14 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
         break;
       }
       case 0x47 /* G CopyInResponse */:
+        this.inCopy = true;
+        this.copyIn = true;
+        // Syncs the client pipelined after the COPY's Execute arrive in copy mode: ignored.
+        if (this.emulating) {
+          const dropped = this.tracker.dropPendingSyncs();
+          this.pendingReplies -= dropped;
+        } else if (this.pendingReplies > 1) this.pendingReplies = 1;
+        break;
       case 0x48 /* H CopyOutResponse */:
       case 0x57 /* W CopyBothResponse */:
         this.inCopy = true;

@@ -156,6 +156,8 @@ export class Pool implements ServerEvents {
     }
     server.state = 'idle';
     server.lastUsed = Date.now();
+    // Backpressure from the last client may have paused it; a pooled server always reads.
+    if (server.socket.isPaused()) server.socket.resume();
     if (!this.paused) {
       const w = this.waiters.shift();
       if (w) {

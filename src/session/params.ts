@@ -13,6 +13,8 @@ export interface Wanted {
 
 export class ClientParams {
   readonly wanted = new Map<string, Wanted>();
+  /** What the client asked for at startup: RESET returns here, as it does in PostgreSQL. */
+  private readonly startup = new Map<string, string>();
 
   /**
    * Builds the client's wanted parameters from its startup packet. `options`
@@ -35,6 +37,7 @@ export class ClientParams {
       if (NOT_PARAMETERS.has(key)) continue;
       out.set(name, value);
     }
+    for (const [key, w] of out.wanted) out.startup.set(key, w.value);
     return out;
   }
 
@@ -77,8 +80,13 @@ export class ClientParams {
    * what this client has set, so they become what follows it to other servers.
    */
   adoptSessionSettings(settings: ReadonlyMap<string, string>, server: ServerConn): void {
-    for (const key of [...this.wanted.keys()]) {
-      if (![...settings.keys()].some((k) => k.toLowerCase() === key)) this.wanted.delete(key);
+    const present = new Set([...settings.keys()].map((k) => k.toLowerCase()));
+    for (const [key, w] of [...this.wanted]) {
+      if (present.has(key)) continue;
+      // RESET (or never SET): back to the startup value when there is one.
+      const initial = this.startup.get(key);
+      if (initial === undefined) this.wanted.delete(key);
+      else w.value = initial;
     }
     server.settings.clear();
     for (const [name, value] of settings) {

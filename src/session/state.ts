@@ -10,7 +10,10 @@ export const PROBE_SQL =
   '(select count(*) from pg_catalog.pg_listening_channels()), ' +
   '(select count(*) from pg_catalog.pg_cursors where is_holdable), ' +
   '(select count(*) from pg_catalog.pg_prepared_statements where from_sql), ' +
-  "(select coalesce(pg_catalog.json_object_agg(name, pg_catalog.current_setting(name)), '{}') from pg_catalog.pg_settings where source operator(pg_catalog.=) 'session')";
+  "(select coalesce(pg_catalog.jsonb_object_agg(name, pg_catalog.current_setting(name)), '{}'::jsonb) from pg_catalog.pg_settings where source operator(pg_catalog.=) 'session')" +
+  // SET ROLE and SET SESSION AUTHORIZATION are not in pg_settings; a privilege change must never leak.
+  " operator(pg_catalog.||) case when pg_catalog.current_setting('role') operator(pg_catalog.<>) 'none' then pg_catalog.jsonb_build_object('role', pg_catalog.current_setting('role')) else '{}'::jsonb end" +
+  " operator(pg_catalog.||) case when session_user operator(pg_catalog.<>) (select usename from pg_catalog.pg_stat_activity where pid operator(pg_catalog.=) pg_catalog.pg_backend_pid()) then pg_catalog.jsonb_build_object('session_authorization', session_user::text) else '{}'::jsonb end";
 
 export interface SessionState {
   readonly advisoryLocks: number;

@@ -20,19 +20,29 @@ export const enum Pending {
   Query,
   SyntheticParse,
   SyntheticClose,
+  /** Bytes Sluice answers itself (a refusal), emitted in order. */
+  SyntheticRaw,
 }
 
 export interface TrackerSink {
   /** A locally answered reply is due now. */
-  emit(kind: Pending.SyntheticParse | Pending.SyntheticClose): void;
-  /** An injected Parse failed or was skipped: the statement is not on this server. */
+  emit(kind: Pending.SyntheticParse | Pending.SyntheticClose | Pending.SyntheticRaw, payload?: Buffer): void;
+  /** A Parse (the client's or Sluice's) failed or was skipped: the statement is not on this server. */
   notPrepared(st: Statement): void;
+  /** A Close Sluice sent was skipped: the statement is still on this server. */
+  stillPrepared(st: Statement): void;
 }
 
 export class ResponseTracker {
   private kinds: Pending[] = [];
   private stmts: (Statement | null)[] = [];
+  private payloads: (Buffer | null)[] = [];
   private head = 0;
+  /**
+   * After an ErrorResponse whose Sync the client has not sent yet, the server
+   * skips everything until that Sync: nothing pushed meanwhile gets a reply.
+   */
+  skipping = false;
 
   get empty(): boolean {
     return this.head >= this.kinds.length;
@@ -41,27 +51,48 @@ export class ResponseTracker {
   reset(): void {
     this.kinds.length = 0;
     this.stmts.length = 0;
+    this.payloads.length = 0;
     this.head = 0;
+    this.skipping = false;
   }
 
-  push(kind: Pending, st: Statement | null, sink: TrackerSink): void {
-    if (this.empty) this.reset();
+  push(kind: Pending, st: Statement | null, sink: TrackerSink, payload: Buffer | null = null): void {
+    if (this.skipping && kind !== Pending.Sync && kind !== Pending.Query && kind !== Pending.SyntheticRaw) {
+      // The server will skip this message; a skipped Parse/Close changes nothing there.
+      this.forget(kind, st, sink);
+      return;
+    }
+    if (kind === Pending.Sync) this.skipping = false;
+    if (this.empty) this.kinds.length = this.stmts.length = this.payloads.length = this.head = 0;
     this.kinds.push(kind);
     this.stmts.push(st);
+    this.payloads.push(payload);
     this.drainSynthetic(sink);
   }
 
   private pop(): void {
     this.head++;
-    if (this.empty) this.reset();
+    if (this.empty) {
+      const skipping = this.skipping;
+      this.reset();
+      this.skipping = skipping;
+    }
+  }
+
+  /** Bookkeeping for a message that got no reply. */
+  private forget(kind: Pending, st: Statement | null, sink: TrackerSink): void {
+    if (!st) return;
+    if (kind === Pending.ParseOurs || kind === Pending.Parse) sink.notPrepared(st);
+    else if (kind === Pending.CloseOurs) sink.stillPrepared(st);
   }
 
   private drainSynthetic(sink: TrackerSink): void {
     while (!this.empty) {
       const k = this.kinds[this.head];
-      if (k !== Pending.SyntheticParse && k !== Pending.SyntheticClose) return;
+      if (k !== Pending.SyntheticParse && k !== Pending.SyntheticClose && k !== Pending.SyntheticRaw) return;
+      const payload = this.payloads[this.head] ?? undefined;
       this.pop();
-      sink.emit(k);
+      sink.emit(k, payload);
     }
   }
 
@@ -99,16 +130,16 @@ export class ResponseTracker {
       case 0x45 /* E ErrorResponse */: {
         // The failing message, then everything up to the Sync, gets no reply.
         while (!this.empty && this.kinds[this.head] !== Pending.Sync) {
-          const k = this.kinds[this.head];
-          const st = this.stmts[this.head];
-          if (k === Pending.ParseOurs && st) sink.notPrepared(st);
+          this.forget(this.kinds[this.head], this.stmts[this.head], sink);
           this.pop();
         }
+        if (this.empty) this.skipping = true; // the Sync is still to come
         return false;
       }
       case 0x5a /* Z ReadyForQuery */:
         while (!this.empty) {
           const k = this.kinds[this.head];
+          if (k !== Pending.Sync) this.forget(k, this.stmts[this.head], sink);
           this.pop();
           if (k === Pending.Sync) break;
         }
@@ -118,11 +149,29 @@ export class ResponseTracker {
     }
   }
 
+  /**
+   * COPY FROM STDIN began: Syncs already sent after its Execute reach the server
+   * in copy mode and are ignored. Removes them; returns how many.
+   */
+  dropPendingSyncs(): number {
+    if (this.empty || this.kinds[this.head] === Pending.Query) return 0;
+    let dropped = 0;
+    for (let i = this.kinds.length - 1; i >= this.head; i--) {
+      if (this.kinds[i] === Pending.Sync) {
+        this.kinds.splice(i, 1);
+        this.stmts.splice(i, 1);
+        this.payloads.splice(i, 1);
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
   /** Emits the locally answered replies that are now at the head. */
   after(sink: TrackerSink): boolean {
     if (this.empty) return false;
     const k = this.kinds[this.head];
-    if (k !== Pending.SyntheticParse && k !== Pending.SyntheticClose) return false;
+    if (k !== Pending.SyntheticParse && k !== Pending.SyntheticClose && k !== Pending.SyntheticRaw) return false;
     this.drainSynthetic(sink);
     return true;
   }
@@ -131,6 +180,6 @@ export class ResponseTracker {
   get headIsSynthetic(): boolean {
     if (this.empty) return false;
     const k = this.kinds[this.head];
-    return k === Pending.SyntheticParse || k === Pending.SyntheticClose;
+    return k === Pending.SyntheticParse || k === Pending.SyntheticClose || k === Pending.SyntheticRaw;
   }
 }

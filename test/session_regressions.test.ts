@@ -1,0 +1,301 @@
+// Regressions: transaction-mode pooling and session-emulation bugs found in
+// review, each reproduced against a real PostgreSQL and fixed.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import pg from 'pg';
+import { startPostgres, type TestPostgres } from './harness/postgres.js';
+import { startSluice, type TestSluice } from './harness/sluice.js';
+import { readMessages, type MessageStream } from './harness/wire.js';
+import { startupMessage, query, frameMessage } from '../src/protocol/messages.js';
+
+let pgsrv: TestPostgres;
+before(async () => {
+  pgsrv = await startPostgres({ conf: { max_connections: 60 } });
+  const c = new pg.Client({ connectionString: pgsrv.url() });
+  await c.connect();
+  await c.query("do $$ begin if not exists (select from pg_roles where rolname = 'lowly') then create role lowly; end if; end $$");
+  await c.end();
+});
+after(async () => pgsrv?.stop());
+
+async function sluice(settings: Record<string, string | number | boolean> = {}): Promise<TestSluice> {
+  return startSluice({ pg: pgsrv, settings: { pool_mode: 'transaction', default_pool_size: 1, max_client_conn: 100, ...settings } });
+}
+
+async function client(s: TestSluice, extra: Partial<pg.ClientConfig> = {}): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: s.url(), ...extra });
+  c.on('error', () => {});
+  await c.connect();
+  return c;
+}
+
+async function raw(s: TestSluice): Promise<{ socket: net.Socket; msgs: MessageStream }> {
+  const socket = net.connect({ host: '127.0.0.1', port: s.port });
+  await new Promise<void>((r) => socket.once('connect', r));
+  const msgs = readMessages(socket);
+  socket.write(startupMessage({ user: 'postgres', database: 'postgres' }));
+  await msgs.until((m) => m.type === 'Z');
+  return { socket, msgs };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return Promise.race([p, new Promise<T>((_, rej) => setTimeout(() => rej(new Error(`timed out after ${ms} ms: ${what}`)), ms).unref())]);
+}
+
+function types(msgs: MessageStream, from = 0): string {
+  return msgs.all
+    .slice(from)
+    .map((m) => m.type)
+    .join('');
+}
+
+async function zCount(msgs: MessageStream, n: number, ms = 5000): Promise<void> {
+  await msgs.until(() => msgs.all.filter((x) => x.type === 'Z').length >= n, ms);
+}
+
+// Regression (found in review): a linked client's named Parse is sent as Pending.Parse and the statement is
+// added to server.statements before the reply (client_conn.ts:529). When PostgreSQL
+// rejects it (here: table missing), the tracker's ErrorResponse loop only calls
+// notPrepared() for ParseOurs (session/tracker.ts:104), so the server is believed to
+// hold sluice_1. Expected: after CREATE TABLE the same named query works. Actual:
+// Sluice answers ParseComplete itself and every Bind fails with
+// 'prepared statement "sluice_1" does not exist' (for every client using that text, on that server).
+test('a named Parse that fails on the server inside a transaction is not remembered as prepared', async () => {
+  const s = await sluice();
+  try {
+    const c = await client(s);
+    await c.query('drop table if exists later_t');
+    await c.query('begin');
+    await assert.rejects(c.query({ name: 'q_later', text: 'select count(*)::int as n from later_t' }), /later_t/);
+    await c.query('rollback');
+    await c.query('create table later_t(x int)');
+    const r = await c.query({ name: 'q_later', text: 'select count(*)::int as n from later_t' });
+    assert.equal(r.rows[0].n, 0);
+    await c.end();
+  } finally {
+    await s.stop();
+  }
+});
+
+// Regression (found in review): SET ROLE is flagged and probed, but the probe (session/state.ts:8, PROBE_SQL)
+// reads pg_settings, which hides GUC_NO_SHOW_ALL settings such as role and
+// session_authorization. Nothing is pinned, nothing is reset, and the server goes back
+// to the pool (client_conn.ts:676 unlink) still running as the other role.
+// Expected: client B runs as postgres. Actual: current_user = 'lowly' (privilege leak).
+test('SET ROLE does not leak to the next client on the same server', async () => {
+  const s = await sluice();
+  try {
+    const a = await client(s);
+    await a.query('set role lowly');
+    const b = await client(s);
+    const r = await b.query('select current_user as u');
+    assert.equal(r.rows[0].u, 'postgres');
+    await Promise.all([a.end(), b.end()]);
+  } finally {
+    await s.stop();
+  }
+});
+
+// Regression (found in review): startup parameters are replayed with SET (source 'session'); RESET / RESET ALL then
+// go to the server connection's defaults, and the next probe's adoptSessionSettings
+// (session/params.ts:80) deletes them from the client's wanted set. In PostgreSQL a
+// startup option is the RESET value. Expected 2500ms after RESET (PostgreSQL direct
+// does so, checked in the test). Actual: '0'.
+test('RESET of a startup parameter goes back to the startup value, as in PostgreSQL', async () => {
+  const s = await sluice();
+  try {
+    // What PostgreSQL itself does with the same startup options.
+    const direct = new pg.Client({ connectionString: pgsrv.url(), options: '-c statement_timeout=2500' });
+    await direct.connect();
+    await direct.query('reset statement_timeout');
+    assert.equal((await direct.query('show statement_timeout')).rows[0].statement_timeout, '2500ms');
+    await direct.end();
+    const c = await client(s, { options: '-c statement_timeout=2500' });
+    assert.equal((await c.query('show statement_timeout')).rows[0].statement_timeout, '2500ms');
+    await c.query('reset statement_timeout');
+    assert.equal((await c.query('show statement_timeout')).rows[0].statement_timeout, '2500ms');
+    await c.query('reset all');
+    assert.equal((await c.query('show statement_timeout')).rows[0].statement_timeout, '2500ms');
+    await c.end();
+  } finally {
+    await s.stop();
+  }
+});
+
+// Regression (found in review): after an ErrorResponse has emptied the tracker (no Sync yet), a named Parse is
+// sent and recorded in server.statements (client_conn.ts:529) although PostgreSQL skips
+// it until Sync; the ReadyForQuery branch (session/tracker.ts:109) pops it without
+// notPrepared(). Expected: the next Parse/Bind of s_after gives 12DCZ. Actual: Sluice
+// answers ParseComplete itself and the Bind fails: 1EZ ('sluice_N does not exist').
+test('error in a flushed pipeline, then a named Parse/Bind before Sync: statement not thought prepared', async () => {
+  const s = await sluice();
+  try {
+    const { socket, msgs } = await raw(s);
+    // Prime: s1 prepared on the server is NOT the case; first get an error with Flush.
+    socket.write(Buffer.concat([frame('P', Buffer.concat([cstr(''), cstr('select 1/0'), int16(0)])), bind('', ''), exec(), frame('H', Buffer.alloc(0))]));
+    await msgs.until((m) => m.type === 'E');
+    const mark = msgs.all.length;
+    // After the error the server skips to Sync; Sluice must not answer the Parse either.
+    socket.write(Buffer.concat([parse('s_after', 'select 42 as v'), bind('', 's_after'), exec(), sync()]));
+    await zCount(msgs, 2);
+    assert.equal(types(msgs, mark), 'Z', 'PostgreSQL skips everything up to Sync after an error');
+    // A new transaction: s_after is a fresh name to PostgreSQL, must prepare and run.
+    const mark2 = msgs.all.length;
+    socket.write(Buffer.concat([parse('s_after', 'select 42 as v'), bind('', 's_after'), exec(), sync()]));
+    await zCount(msgs, 3);
+    assert.equal(types(msgs, mark2), '12DCZ');
+    socket.end();
+  } finally {
+    await s.stop();
+  }
+});
+
+// Regression (found in review): with max_prepared_statements, the eviction Close of a victim is removed from the
+// LRU when sent (session/prepared.ts:72 evictFor / client_conn.ts:521). When an earlier
+// error makes PostgreSQL skip that Close, the ErrorResponse loop (session/tracker.ts:100-106)
+// drops the CloseOurs without putting the victim back, so Sluice later re-Parses it.
+// Expected: Bind of 'a' works (2DCZ). Actual: 'prepared statement "sluice_1" already
+// exists', and it fails the same way on every retry on that server.
+test('eviction skipped after an error does not make a statement impossible to prepare again', async () => {
+  const s = await sluice({ max_prepared_statements: 1 });
+  try {
+    const { socket, msgs } = await raw(s);
+    socket.write(Buffer.concat([parse('a', 'select 1 as a'), bind('', 'a'), exec(), sync()]));
+    await zCount(msgs, 2);
+    // One pipeline: an error, then a Bind of b (which evicts a). The server skips both.
+    socket.write(
+      Buffer.concat([
+        frame('P', Buffer.concat([cstr(''), cstr('select 1/0'), int16(0)])),
+        bind('', ''),
+        exec(),
+        parse('b', 'select 2 as b'),
+        bind('', 'b'),
+        exec(),
+        sync(),
+      ]),
+    );
+    await zCount(msgs, 3);
+    const mark = msgs.all.length;
+    socket.write(Buffer.concat([bind('', 'a'), exec(), sync()]));
+    await zCount(msgs, 4);
+    const errs = msgs.all.slice(mark).filter((m) => m.type === 'E');
+    assert.deepEqual(
+      errs.map((e) => e.fields?.get('M')),
+      [],
+    );
+    assert.equal(types(msgs, mark), '2DCZ');
+    socket.end();
+  } finally {
+    await s.stop();
+  }
+});
+
+// Regression (found in review): refuseByPolicy writes its ErrorResponse+ReadyForQuery straight to the client
+// socket (client_conn.ts:630, and :632 for extended messages) while replies to earlier
+// pipelined messages are still owed by the server. Expected order TDCZ then EZ.
+// Actual: EZTDCZ — the client pairs the refusal with its first query.
+test('pin_policy=error: a refused query does not overtake the replies of an earlier pipelined query', async () => {
+  const s = await sluice({ pin_policy: 'error' });
+  try {
+    const { socket, msgs } = await raw(s);
+    const mark = msgs.all.length;
+    socket.write(Buffer.concat([query('select pg_sleep(0.3), 1 as first'), query('select pg_advisory_lock(77)')]));
+    await zCount(msgs, 3);
+    assert.equal(types(msgs, mark), 'TDCZEZ', 'replies in the order the queries were sent');
+    socket.end();
+  } finally {
+    await s.stop();
+  }
+});
+
+// Regression (found in review): when an error has already emptied the tracker before Sync, a Parse of a statement
+// already on the server and a Close of a named statement are answered at once
+// (SyntheticParse client_conn.ts:509, SyntheticClose :598, drained by tracker.ts:59),
+// although PostgreSQL skips every message until Sync. Expected 'Z'. Actual '13Z'.
+// (The Close also drops the client's statement, which PostgreSQL would keep.)
+test('synthetic ParseComplete/CloseComplete are not sent while the server skips to Sync after an error', async () => {
+  const s = await sluice();
+  try {
+    const { socket, msgs } = await raw(s);
+    socket.write(Buffer.concat([parse('known', 'select 5 as v'), bind('', 'known'), exec(), sync()]));
+    await zCount(msgs, 2);
+    socket.write(Buffer.concat([frame('P', Buffer.concat([cstr(''), cstr('select 1/0'), int16(0)])), bind('', ''), exec(), frame('H', Buffer.alloc(0))]));
+    await msgs.until((m) => m.type === 'E');
+    const mark = msgs.all.length;
+    socket.write(Buffer.concat([parse('known', 'select 5 as v'), frame('C', Buffer.concat([Buffer.from('S'), cstr('other')])), sync()]));
+    await zCount(msgs, 3);
+    assert.equal(types(msgs, mark), 'Z', 'PostgreSQL answers nothing but ReadyForQuery here');
+    socket.end();
+  } finally {
+    await s.stop();
+  }
+});
+
+// Regression (found in review): PostgreSQL ignores Sync during COPY IN, so libpq sends P/B/E/S, data, CopyDone, S
+// and gets ONE ReadyForQuery. Sluice counts both Syncs (client_conn.ts:424
+// pendingReplies++, tracker Pending.Sync) and never reaches pendingReplies === 0: the
+// server is never released (other clients wait forever) and the leftover Sync in the
+// tracker puts later synthetic replies out of step. Expected: second client runs.
+// Actual: it times out.
+test('COPY FROM STDIN over the extended protocol (libpq style: Sync, data, CopyDone, Sync) releases the server', async () => {
+  const s = await sluice();
+  try {
+    const setup = new pg.Client({ connectionString: pgsrv.url() });
+    await setup.connect();
+    await setup.query('create table if not exists copy_ext(a int)');
+    await setup.end();
+    const { socket, msgs } = await raw(s);
+    const mark = msgs.all.length;
+    socket.write(Buffer.concat([frame('P', Buffer.concat([cstr(''), cstr('copy copy_ext from stdin'), int16(0)])), bind('', ''), exec(), sync()]));
+    await msgs.until((m) => m.type === 'G');
+    socket.write(Buffer.concat([frame('d', Buffer.from('1\n2\n')), frame('c', Buffer.alloc(0)), sync()]));
+    await zCount(msgs, 2);
+    assert.equal(types(msgs, mark), '12GCZ');
+    // The transaction is over: another client must get the only server.
+    const b = await client(s);
+    const r = await withTimeout(b.query('select 1 as one'), 5000, 'second client gets the server after COPY');
+    assert.equal(r.rows[0].one, 1);
+    // And the first client's next batch is answered in order.
+    const mark2 = msgs.all.length;
+    socket.write(Buffer.concat([parse('k', 'select 9 as v'), bind('', 'k'), exec(), sync()]));
+    socket.write(Buffer.concat([parse('k', 'select 9 as v'), bind('', 'k'), exec(), sync()]));
+    await zCount(msgs, 4);
+    assert.equal(types(msgs, mark2), '12DCZ12DCZ');
+    await b.end();
+    socket.end();
+  } finally {
+    await s.stop();
+  }
+});
+function frame(type: string, body: Buffer): Buffer {
+  return frameMessage(type, body);
+}
+
+function cstr(s: string): Buffer {
+  return Buffer.from(s + '\0');
+}
+
+function int16(n: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeInt16BE(n);
+  return b;
+}
+
+function parse(name: string, sql: string): Buffer {
+  return frame('P', Buffer.concat([cstr(name), cstr(sql), int16(0)]));
+}
+
+function bind(portal: string, statement: string): Buffer {
+  return frame('B', Buffer.concat([cstr(portal), cstr(statement), int16(0), int16(0), int16(0)]));
+}
+
+function exec(portal = '', maxRows = 0): Buffer {
+  const n = Buffer.alloc(4);
+  n.writeInt32BE(maxRows);
+  return frame('E', Buffer.concat([cstr(portal), n]));
+}
+
+function sync(): Buffer {
+  return frame('S', Buffer.alloc(0));
+}
