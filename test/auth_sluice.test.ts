@@ -7,7 +7,7 @@ import postgres from 'postgres';
 import { startPostgres, type TestPostgres } from './harness/postgres.js';
 import { startSluice, type TestSluice } from './harness/sluice.js';
 import { run } from './harness/processes.js';
-import { readMessages } from './harness/wire.js';
+import { readMessages, frame } from './harness/wire.js';
 import { buildScramSecret, formatScramSecret } from '../src/protocol/scram.js';
 import { md5StoredSecret } from '../src/protocol/md5.js';
 import { startupMessage } from '../src/protocol/messages.js';
@@ -180,13 +180,6 @@ function raw(port: number) {
   return { socket, msgs };
 }
 
-function frame(type: string, body: Buffer): Buffer {
-  const out = Buffer.alloc(5 + body.length);
-  out[0] = type.charCodeAt(0);
-  out.writeInt32BE(4 + body.length, 1);
-  body.copy(out, 5);
-  return out;
-}
 
 test('fuzz: malformed SSLRequest, StartupMessage, SASLInitialResponse and SASLResponse end in an error or a closed socket; Sluice keeps serving', async () => {
   await withSluice({ auth_type: 'scram-sha-256' }, userlist(clientSecrets), async (s) => {

@@ -7,7 +7,7 @@ import { startPostgres, type TestPostgres } from './harness/postgres.js';
 import { startSluice, type TestSluice } from './harness/sluice.js';
 import { run } from './harness/processes.js';
 import { startupMessage, query } from '../src/protocol/messages.js';
-import { readMessages } from './harness/wire.js';
+import { readMessages, loggedInSession } from './harness/wire.js';
 import { waitFor } from './harness/wait.js';
 
 let pgsrv: TestPostgres;
@@ -71,18 +71,8 @@ test('pg.Pool with 50 concurrent clients over default_pool_size=5: extra clients
   }
 });
 
-/** Opens a raw connection, completes the startup, and returns the socket and a message reader. */
-async function rawSession(port: number) {
-  const socket = net.connect({ host: '127.0.0.1', port });
-  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-  const messages = readMessages(socket);
-  socket.write(startupMessage({ user: 'postgres', database: 'postgres' }));
-  await messages.until((m) => m.type === 'Z');
-  return { socket, messages };
-}
-
 test('garbage after startup gets 08P01 and Sluice keeps serving', async () => {
-  const { socket, messages } = await rawSession(sluice.port);
+  const { socket, msgs: messages } = await loggedInSession(sluice.port);
   socket.write(Buffer.from([0x51, 0xff, 0xff, 0xff, 0xf0, 1, 2, 3])); // Query with a negative length
   const err = await messages.until((m) => m.type === 'E');
   assert.equal(err.fields?.get('C'), '08P01');
@@ -92,7 +82,7 @@ test('garbage after startup gets 08P01 and Sluice keeps serving', async () => {
 });
 
 test('a huge declared length is refused before allocation with 08P01', async () => {
-  const { socket, messages } = await rawSession(sluice.port);
+  const { socket, msgs: messages } = await loggedInSession(sluice.port);
   const hdr = Buffer.alloc(5);
   hdr[0] = 0x51;
   hdr.writeInt32BE(0x7ffffff0, 1);
@@ -115,7 +105,7 @@ test('garbage instead of a startup packet gets 08P01', async () => {
 test('a client that disconnects mid-query: its server is reset or closed, never handed out dirty', async () => {
   const one = await startSluice({ pg: pgsrv, settings: { pool_mode: 'session', default_pool_size: 1 } });
   try {
-    const { socket, messages } = await rawSession(one.port);
+    const { socket, msgs: messages } = await loggedInSession(one.port);
     socket.write(query("begin; create temp table dirty(x int); set application_name = 'dirty'; select pg_sleep(30)"));
     // Wait until the query is running on the server, then vanish.
     const admin = new pg.Client({ connectionString: pgsrv.url() });

@@ -6,8 +6,8 @@ import net from 'node:net';
 import pg from 'pg';
 import { startPostgres, type TestPostgres } from './harness/postgres.js';
 import { startSluice, type TestSluice } from './harness/sluice.js';
-import { readMessages, type MessageStream } from './harness/wire.js';
-import { startupMessage, query, frameMessage } from '../src/protocol/messages.js';
+import { loggedInSession, frame, cstr, int16, parseMsg as parse, bindMsg as bind, executeMsg as exec, syncMsg as sync, type MessageStream } from './harness/wire.js';
+import { query } from '../src/protocol/messages.js';
 
 let pgsrv: TestPostgres;
 before(async () => {
@@ -30,13 +30,8 @@ async function client(s: TestSluice, extra: Partial<pg.ClientConfig> = {}): Prom
   return c;
 }
 
-async function raw(s: TestSluice): Promise<{ socket: net.Socket; msgs: MessageStream }> {
-  const socket = net.connect({ host: '127.0.0.1', port: s.port });
-  await new Promise<void>((r) => socket.once('connect', r));
-  const msgs = readMessages(socket);
-  socket.write(startupMessage({ user: 'postgres', database: 'postgres' }));
-  await msgs.until((m) => m.type === 'Z');
-  return { socket, msgs };
+function raw(s: TestSluice): Promise<{ socket: net.Socket; msgs: MessageStream }> {
+  return loggedInSession(s.port);
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -268,34 +263,3 @@ test('COPY FROM STDIN over the extended protocol (libpq style: Sync, data, CopyD
     await s.stop();
   }
 });
-function frame(type: string, body: Buffer): Buffer {
-  return frameMessage(type, body);
-}
-
-function cstr(s: string): Buffer {
-  return Buffer.from(s + '\0');
-}
-
-function int16(n: number): Buffer {
-  const b = Buffer.alloc(2);
-  b.writeInt16BE(n);
-  return b;
-}
-
-function parse(name: string, sql: string): Buffer {
-  return frame('P', Buffer.concat([cstr(name), cstr(sql), int16(0)]));
-}
-
-function bind(portal: string, statement: string): Buffer {
-  return frame('B', Buffer.concat([cstr(portal), cstr(statement), int16(0), int16(0), int16(0)]));
-}
-
-function exec(portal = '', maxRows = 0): Buffer {
-  const n = Buffer.alloc(4);
-  n.writeInt32BE(maxRows);
-  return frame('E', Buffer.concat([cstr(portal), n]));
-}
-
-function sync(): Buffer {
-  return frame('S', Buffer.alloc(0));
-}

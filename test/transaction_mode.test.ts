@@ -1,15 +1,14 @@
 // Issue 3: transaction and statement pooling with real clients.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import pg from 'pg';
 import postgres from 'postgres';
 import { startPostgres, type TestPostgres } from './harness/postgres.js';
 import { startSluice, type TestSluice } from './harness/sluice.js';
 import { run } from './harness/processes.js';
-import { readMessages } from './harness/wire.js';
+import { loggedInSession, frame, cstr, int16, int32 } from './harness/wire.js';
 import { waitFor } from './harness/wait.js';
-import { startupMessage, query } from '../src/protocol/messages.js';
+import { query } from '../src/protocol/messages.js';
 
 let pgsrv: TestPostgres;
 let tx: TestSluice;
@@ -79,11 +78,7 @@ test('an error in the middle of a pipeline: the server skips to Sync and the nex
 test('Flush is not a boundary: Parse/Describe/Flush keeps the server until Sync', async () => {
   const one = await startSluice({ pg: pgsrv, settings: { pool_mode: 'transaction', default_pool_size: 1 } });
   try {
-    const socket = net.connect({ host: '127.0.0.1', port: one.port });
-    await new Promise<void>((r) => socket.once('connect', r));
-    const msgs = readMessages(socket);
-    socket.write(startupMessage({ user: 'postgres', database: 'postgres' }));
-    await msgs.until((m) => m.type === 'Z');
+    const { socket, msgs } = await loggedInSession(one.port);
     const parse = frame('P', Buffer.concat([cstr('s1'), cstr('select pg_backend_pid()'), int16(0)]));
     const describe = frame('D', Buffer.concat([Buffer.from('S'), cstr('s1')]));
     socket.write(Buffer.concat([parse, describe, frame('H', Buffer.alloc(0))]));
@@ -169,11 +164,7 @@ test('pool_mode per database and per user', async () => {
 test('a client that disconnects inside a transaction: the next client sees no open transaction and no locks', async () => {
   const one = await startSluice({ pg: pgsrv, settings: { pool_mode: 'transaction', default_pool_size: 1 } });
   try {
-    const socket = net.connect({ host: '127.0.0.1', port: one.port });
-    await new Promise<void>((r) => socket.once('connect', r));
-    const msgs = readMessages(socket);
-    socket.write(startupMessage({ user: 'postgres', database: 'postgres' }));
-    await msgs.until((m) => m.type === 'Z');
+    const { socket, msgs } = await loggedInSession(one.port);
     socket.write(query('begin; select pg_advisory_xact_lock(4242); create temp table gone(x int)'));
     await msgs.until((m) => m.type === 'Z');
     socket.destroy();
@@ -187,25 +178,4 @@ test('a client that disconnects inside a transaction: the next client sees no op
     await one.stop();
   }
 });
-
-function frame(type: string, body: Buffer): Buffer {
-  const out = Buffer.alloc(5 + body.length);
-  out[0] = type.charCodeAt(0);
-  out.writeInt32BE(4 + body.length, 1);
-  body.copy(out, 5);
-  return out;
-}
-function cstr(s: string): Buffer {
-  return Buffer.from(s + '\0');
-}
-function int16(n: number): Buffer {
-  const b = Buffer.alloc(2);
-  b.writeInt16BE(n);
-  return b;
-}
-function int32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeInt32BE(n);
-  return b;
-}
 

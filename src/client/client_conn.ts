@@ -33,7 +33,6 @@ import {
   closeStatementMessage,
   describeStatementMessage,
   parseMessage,
-  preparedCounters,
   renameInBind,
   type Statement,
 } from '../session/prepared.js';
@@ -387,7 +386,6 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       const flags = classifySqlBytes(data, nameEnd + 1, end);
       if (flags !== 0 && this.refuseByPolicy(flags, false)) return Verdict.Consumed;
       this.statements.set(data.toString('utf8', start + 5, nameEnd), this.ctx.statements.intern(data.subarray(nameEnd + 1, end)));
-      preparedCounters.parses++;
       this.pool!.stats.preparedParses++;
       this.socket.write(PARSE_COMPLETE);
       return Verdict.Consumed;
@@ -507,12 +505,10 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     const name = data.toString('utf8', start + 5, nameEnd);
     const st = this.ctx.statements.intern(data.subarray(nameEnd + 1, end));
     this.statements.set(name, st);
-    preparedCounters.parses++;
     this.pool!.stats.preparedParses++;
     this.reader.flush();
     const server = this.server!;
     if (server.statements.has(st)) {
-      preparedCounters.hits++;
       this.pool!.stats.preparedHits++;
       this.tracker.push(Pending.SyntheticParse, null, this);
     } else {
@@ -529,14 +525,12 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       for (const victim of server.statements.evictFor(max, st)) {
         server.socket.write(closeStatementMessage(victim));
         this.tracker.push(Pending.CloseOurs, victim, this);
-        preparedCounters.evictions++;
         this.pool!.stats.preparedEvictions++;
       }
     }
     server.socket.write(parseMessage(st));
     server.statements.add(st);
     this.tracker.push(kind, st, this); // a failed or skipped Parse un-records it
-    preparedCounters.serverPrepares++;
   }
 
   /** The statement a named Bind/Describe refers to, prepared on the server; null for unnamed or unknown. */
@@ -544,9 +538,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     const st = this.statements.get(name);
     if (!st) return null;
     const server = this.server!;
-    preparedCounters.binds++;
     if (server.statements.has(st)) {
-      preparedCounters.hits++;
       this.pool!.stats.preparedHits++;
     } else {
       this.pool!.stats.preparedMisses++;
@@ -922,13 +914,12 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       server.socket.write(parseMessage(st));
       server.statements.add(st);
       this.tracker.push(Pending.ParseOurs, st, this);
-      preparedCounters.serverPrepares++;
     }
     for (const [msg, kind] of this.batch) {
       server.socket.write(msg);
       this.tracker.push(kind, null, this);
     }
-    preparedCounters.healed++;
+    this.pool!.stats.preparedHealed++;
     return Verdict.Consumed;
   }
 
@@ -1059,7 +1050,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     }
   }
 
-  /** Sends a cancel for this client's current query (admin/timeout use). */
+  /** The server this client holds right now, if any (cancel, admin views, shutdown). */
   get linkedServer(): ServerConn | null {
     return this.server;
   }

@@ -43,6 +43,8 @@ export interface PoolStats {
   serverAssignCount: number;
   loginErrors: number;
   clientConnectCount: number;
+  /** Batches replayed after "cached plan must not change result type". */
+  preparedHealed: number;
   /** Named Parse messages from clients (transaction/statement mode). */
   preparedParses: number;
   /** Bind/Describe of a named statement already prepared on the server. */
@@ -77,6 +79,7 @@ export class Pool implements ServerEvents {
     serverAssignCount: 0,
     loginErrors: 0,
     clientConnectCount: 0,
+    preparedHealed: 0,
     preparedParses: 0,
     preparedHits: 0,
     preparedMisses: 0,
@@ -280,8 +283,7 @@ export class Pool implements ServerEvents {
   }
 
   onReleaseRequested(server: ServerConn): void {
-    const client = server.client as unknown as { detachServer?: (s: ServerConn) => void } | null;
-    client?.detachServer?.(server);
+    server.client?.detachServer(server);
   }
 
   /** Closes every server (idle now; active ones when released). */

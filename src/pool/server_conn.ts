@@ -15,6 +15,8 @@ export interface LinkedClient {
   /** The server connection died or was closed under the client. */
   onServerLost(server: ServerConn, reason: string, fatal: Buffer | null): void;
   onServerDrain(): void;
+  /** End of a server chunk that reached a release point: the client decides whether to let go. */
+  detachServer(server: ServerConn): void;
 }
 
 export interface ServerTarget {

@@ -15,17 +15,6 @@ export interface Statement {
   readonly tail: Buffer;
 }
 
-export interface PreparedCounters {
-  parses: number; // named Parse messages from clients
-  binds: number; // Bind/Describe of a named statement
-  serverPrepares: number; // Parse messages Sluice sent to servers
-  hits: number; // the statement was already prepared on the server
-  evictions: number; // statements closed to respect max_prepared_statements
-  healed: number; // batches replayed after "cached plan must not change result type"
-}
-
-export const preparedCounters: PreparedCounters = { parses: 0, binds: 0, serverPrepares: 0, hits: 0, evictions: 0, healed: 0 };
-
 /** Global statements, shared by every client, keyed by the Parse tail bytes. */
 export class StatementRegistry {
   private readonly byKey = new Map<string, Statement>();

@@ -38,7 +38,3 @@ export function run(
   });
 }
 
-/** Absolute path of a PostgreSQL client program (psql, pgbench) next to the server binaries, else PATH. */
-export function pgTool(name: 'psql' | 'pgbench'): string {
-  return name;
-}

@@ -1,7 +1,7 @@
 // A tiny protocol reader for raw-socket tests: collects backend messages and
 // lets a test wait (with a deadline) for one that matches.
 import type net from 'node:net';
-import { parseErrorBody } from '../../src/protocol/messages.js';
+import { parseErrorBody, frameMessage, startupMessage } from '../../src/protocol/messages.js';
 
 export interface WireMessage {
   type: string;
@@ -82,4 +82,45 @@ export function readMessages(socket: net.Socket, options: { rawFirstByte?: boole
       });
     },
   };
+}
+
+/** Connects, completes a trust login, and returns the socket and its message stream. */
+export async function loggedInSession(port: number, user = 'postgres', database = 'postgres'): Promise<{ socket: net.Socket; msgs: MessageStream }> {
+  const { connect } = await import('node:net');
+  const socket = connect({ host: '127.0.0.1', port });
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  const msgs = readMessages(socket);
+  socket.write(startupMessage({ user, database }));
+  await msgs.until((m) => m.type === 'Z');
+  return { socket, msgs };
+}
+
+// Frontend message builders for raw-protocol tests.
+export function frame(type: string, body: Buffer): Buffer {
+  return frameMessage(type, body);
+}
+export function cstr(s: string): Buffer {
+  return Buffer.from(s + '\0');
+}
+export function int16(n: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeInt16BE(n);
+  return b;
+}
+export function int32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(n);
+  return b;
+}
+export function parseMsg(name: string, sql: string): Buffer {
+  return frame('P', Buffer.concat([cstr(name), cstr(sql), int16(0)]));
+}
+export function bindMsg(portal: string, statement: string): Buffer {
+  return frame('B', Buffer.concat([cstr(portal), cstr(statement), int16(0), int16(0), int16(0)]));
+}
+export function executeMsg(portal = '', maxRows = 0): Buffer {
+  return frame('E', Buffer.concat([cstr(portal), int32(maxRows)]));
+}
+export function syncMsg(): Buffer {
+  return frame('S', Buffer.alloc(0));
 }
