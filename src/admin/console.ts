@@ -99,7 +99,7 @@ export class AdminConsole {
     client.cancelPid = this.app.registerCancel(client);
     client.cancelKey = randomBytes(4);
     out.push(backendKeyData(client.cancelPid, client.cancelKey), readyForQuery('I'));
-    client.socket.write(Buffer.concat(out));
+    client.wire.write(Buffer.concat(out));
     if (s.log_connections) this.app.log.info({ client: client.id, user: client.user, role }, 'admin console login');
   }
 
@@ -127,11 +127,11 @@ export class AdminConsole {
     if (client.state === 'closed') return;
     try {
       const reply = await this.execute(client, role, sql);
-      if (reply && !isClosed(client)) client.socket.write(Buffer.concat([...reply, readyForQuery('I')]));
+      if (reply && !isClosed(client)) client.wire.write(Buffer.concat([...reply, readyForQuery('I')]));
     } catch (err) {
       const e = AdminError.is(err) ? err : new AdminError(AdminErrorCode.State, err instanceof Error ? err.message : String(err));
       if (this.app.settings().log_pooler_errors) this.app.log.warn({ client: client.id, user: client.user, code: e.sqlstate }, `admin console: ${e.message}`);
-      if (!isClosed(client)) client.socket.write(Buffer.concat([errorResponse({ code: e.sqlstate, message: e.message, hint: e.hint }), readyForQuery('I')]));
+      if (!isClosed(client)) client.wire.write(Buffer.concat([errorResponse({ code: e.sqlstate, message: e.message, hint: e.hint }), readyForQuery('I')]));
     }
   }
 

@@ -39,6 +39,7 @@ import {
 import { Pending, ResponseTracker, type TrackerSink } from '../session/tracker.js';
 import { PROBE_SQL, parseProbe, pinReasons, type SessionState } from '../session/state.js';
 import type { ClientContext } from './context.js';
+import { Wire, type WireSink } from '../net/wire.js';
 
 export type ClientState = 'startup' | 'auth' | 'welcome' | 'idle' | 'waiting' | 'linking' | 'active' | 'closed';
 
@@ -50,8 +51,20 @@ const CLIENT_INSPECT = (() => {
 })();
 
 let nextClientId = 1;
+// Shared socket listeners (no closures per client); the socket carries its ClientConn.
+const kClient = Symbol('sluice.client');
+function onClientSocketError(this: net.Socket, err: Error): void {
+  (this as unknown as Record<symbol, ClientConn>)[kClient].close(`client socket error: ${err.message}`);
+}
+function onClientSocketClose(this: net.Socket): void {
+  (this as unknown as Record<symbol, ClientConn>)[kClient].close('client closed the connection');
+}
+// Shared initial values; openBatch() replaces the batch arrays before anything is pushed (frozen to fail loudly otherwise).
+const NO_PINS: readonly string[] = Object.freeze([]);
+const NO_BATCH = Object.freeze([]) as unknown as Array<[Buffer, Pending]>;
+const NO_STATEMENTS = Object.freeze([]) as unknown as Statement[];
 
-export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, TrackerSink {
+export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, TrackerSink, WireSink {
   readonly id = nextClientId++;
   state: ClientState = 'startup';
   readonly connectedAt = Date.now();
@@ -73,6 +86,8 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   /** The verified client certificate's CN (auth_type cert). */
   certCommonName: string | undefined;
   socket: net.Socket;
+  /** Reads and writes go through here (the handle directly once logged in). */
+  readonly wire: Wire;
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly isUnix: boolean;
@@ -93,19 +108,26 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   private sentFatal = false;
   // Transaction-mode session emulation.
   /** The client's named statements (protocol level). */
-  readonly statements = new Map<string, Statement>();
-  private readonly tracker = new ResponseTracker();
+  get statements(): Map<string, Statement> {
+    return (this.statementsMap ??= new Map());
+  }
+  private statementsMap: Map<string, Statement> | null = null;
+  // Idle clients are most clients: what only a linked client needs is made on first use.
+  private get tracker(): ResponseTracker {
+    return (this.trackerObj ??= new ResponseTracker());
+  }
+  private trackerObj: ResponseTracker | null = null;
   /** SqlFlag bits seen since the server was linked. */
   private linkFlags = 0;
   /** Why the client holds its server beyond a transaction; empty when not pinned. */
-  pinReasons: string[] = [];
+  pinReasons: readonly string[] = NO_PINS;
   private loaded = false;
-  private readonly loggedPins = new Set<string>();
+  private loggedPins: Set<string> | null = null;
   /** Skipping messages until Sync after refusing one (pin_policy = error). */
   private skipToSync = false;
   // Self-healing after schema changes: the current extended batch as sent to the server.
-  private batch: Array<[Buffer, Pending]> = [];
-  private batchStatements: Statement[] = [];
+  private batch: Array<[Buffer, Pending]> = NO_BATCH;
+  private batchStatements: Statement[] = NO_STATEMENTS;
   private batchOpen = false;
   /** The batch began with nothing in flight and no open transaction, so replaying it is safe. */
   private batchEligible = false;
@@ -124,14 +146,18 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     this.isUnix = socket.remoteAddress === undefined;
     this.reader = new MessageReader(this, CLIENT_INSPECT, ctx.settings().max_packet_size);
     socket.setNoDelay?.(true);
+    this.wire = new Wire(socket, this);
     this.attach(socket);
   }
 
   private attach(socket: net.Socket): void {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err) => this.close(`client socket error: ${err.message}`));
-    socket.on('close', () => this.close('client closed the connection'));
-    socket.on('drain', () => this.server?.socket.resume());
+    (socket as unknown as Record<symbol, ClientConn>)[kClient] = this;
+    socket.on('error', onClientSocketError);
+    socket.on('close', onClientSocketClose);
+  }
+
+  onWireDrain(): void {
+    this.server?.wire.resume();
   }
 
   /**
@@ -160,6 +186,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
           return;
         }
         this.socket = secure;
+        this.wire.replace(secure);
         this.tls = true;
         this.certCommonName = this.ctx.verifiedCommonName?.(secure);
         secure.setNoDelay?.(true);
@@ -187,7 +214,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   }
 
   // ---------------------------------------------------------------- input
-  private onData(chunk: Buffer): void {
+  onWireData(chunk: Buffer): void {
     if (this.state === 'closed') return;
     if (this.startupReader) {
       this.onStartupData(chunk);
@@ -228,7 +255,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
           return;
         }
         // No TLS here (or GSSAPI): the client may go on in plain text; a TLS-only setup refuses it after startup.
-        this.socket.write(SSL_NO);
+        this.wire.write(SSL_NO);
         continue;
       }
       if (p.kind === 'cancel') {
@@ -239,12 +266,13 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       }
       this.startupReader = null;
       // A login that completes synchronously (trust, known pool) leaves in one write.
-      this.socket.cork();
+      this.wire.cork();
       try {
         this.onStartup(p);
       } finally {
-        this.socket.uncork();
+        this.wire.uncork();
       }
+      this.wire.accelerate(); // past startup: no TLS upgrade can follow
       if (data) this.reader.push(data);
     }
   }
@@ -256,7 +284,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     }
     this.protocolMinor = Math.min(p.minor, NEWEST_MINOR);
     if (p.minor > NEWEST_MINOR || p.protocolOptions.length > 0) {
-      this.socket.write(negotiateProtocolVersion(this.protocolMinor, p.protocolOptions));
+      this.wire.write(negotiateProtocolVersion(this.protocolMinor, p.protocolOptions));
     }
     this.user = p.params.get('user') ?? '';
     this.database = p.params.get('database') || this.user;
@@ -282,7 +310,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
 
   /** Sends an auth message during the exchange (used by the auth layer). */
   sendAuth(msg: Buffer): void {
-    if (this.state === 'auth') this.socket.write(msg);
+    if (this.state === 'auth') this.wire.write(msg);
   }
 
   /** The auth layer's hook for PasswordMessage/SASL responses. */
@@ -327,7 +355,8 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     out.push(backendKeyData(this.cancelPid, this.cancelKey), readyForQuery('I'));
     this.state = 'idle';
     this.lastActivity = Date.now();
-    this.socket.write(Buffer.concat(out));
+    this.wire.write(Buffer.concat(out));
+    this.wire.accelerate();
   }
 
   /** Constant-time check of a cancel key against ours. */
@@ -362,7 +391,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       // After a refused extended-protocol message: drop the rest of the batch, like a server would.
       if (type === 0x53 /* S */) {
         this.skipToSync = false;
-        this.socket.write(readyForQuery('I'));
+        this.wire.write(readyForQuery('I'));
       }
       return Verdict.Consumed;
     }
@@ -375,7 +404,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       return Verdict.Consumed;
     }
     if (type === 0x53 /* Sync with nothing outstanding */) {
-      this.socket.write(readyForQuery('I'));
+      this.wire.write(readyForQuery('I'));
       return Verdict.Consumed;
     }
     if (type === 0x48 /* Flush with nothing outstanding */) return Verdict.Consumed;
@@ -387,12 +416,12 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       if (flags !== 0 && this.refuseByPolicy(flags, false)) return Verdict.Consumed;
       this.statements.set(data.toString('utf8', start + 5, nameEnd), this.ctx.statements.intern(data.subarray(nameEnd + 1, end)));
       this.pool!.stats.preparedParses++;
-      this.socket.write(PARSE_COMPLETE);
+      this.wire.write(PARSE_COMPLETE);
       return Verdict.Consumed;
     }
     if (type === 0x43 /* Close */ && this.emulating && data[start + 5] === 0x53 && data[start + 6] !== 0) {
       this.statements.delete(data.toString('utf8', start + 6, end - 1));
-      this.socket.write(CLOSE_COMPLETE);
+      this.wire.write(CLOSE_COMPLETE);
       return Verdict.Consumed;
     }
     // Anything else needs a server.
@@ -523,12 +552,12 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     const max = this.ctx.settings().max_prepared_statements;
     if (max > 0) {
       for (const victim of server.statements.evictFor(max, st)) {
-        server.socket.write(closeStatementMessage(victim));
+        server.wire.write(closeStatementMessage(victim));
         this.tracker.push(Pending.CloseOurs, victim, this);
         this.pool!.stats.preparedEvictions++;
       }
     }
-    server.socket.write(parseMessage(st));
+    server.wire.write(parseMessage(st));
     server.statements.add(st);
     this.tracker.push(kind, st, this); // a failed or skipped Parse un-records it
   }
@@ -560,7 +589,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     const st = this.ensurePrepared(data.toString('utf8', portalEnd + 1, nameEnd));
     const server = this.server!;
     const msg = st ? renameInBind(data, start, portalEnd + 1, nameEnd, end, st.name) : data.subarray(start, end); // unknown name: PostgreSQL reports it
-    server.socket.write(msg);
+    server.wire.write(msg);
     this.tracker.push(Pending.Bind, null, this);
     this.record(msg, Pending.Bind);
     if (st && !this.batchStatements.includes(st)) this.batchStatements.push(st);
@@ -577,7 +606,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     this.openBatch();
     const st = this.ensurePrepared(data.toString('utf8', start + 6, end - 1));
     const msg = st ? describeStatementMessage(st.name) : data.subarray(start, end);
-    this.server!.socket.write(msg);
+    this.server!.wire.write(msg);
     this.tracker.push(Pending.Describe, null, this);
     this.record(msg, Pending.Describe);
     if (st && !this.batchStatements.includes(st)) this.batchStatements.push(st);
@@ -602,7 +631,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
 
   /** TrackerSink: a locally answered reply is due. */
   emit(kind: Pending.SyntheticParse | Pending.SyntheticClose | Pending.SyntheticRaw, payload?: Buffer): void {
-    this.socket.write(kind === Pending.SyntheticParse ? PARSE_COMPLETE : kind === Pending.SyntheticClose ? CLOSE_COMPLETE : payload!);
+    this.wire.write(kind === Pending.SyntheticParse ? PARSE_COMPLETE : kind === Pending.SyntheticClose ? CLOSE_COMPLETE : payload!);
   }
 
   /** TrackerSink: a Parse did not take effect on the server. */
@@ -707,6 +736,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     for (const r of reasons) {
       if (this.pinReasons.includes(r)) continue;
       pool.observer?.onPin(pool, r);
+      this.loggedPins ??= new Set();
       if (!this.loggedPins.has(r)) {
         this.loggedPins.add(r);
         this.ctx.logPin?.(this, r);
@@ -717,7 +747,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
 
   onForward(bytes: Buffer): void {
     const server = this.server;
-    if (server && !server.socket.write(bytes)) this.socket.pause();
+    if (server && !server.wire.write(bytes)) this.wire.pause();
   }
 
   onProtocolError(err: ProtocolError): void {
@@ -728,7 +758,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   private requestServer(): void {
     const pool = this.pool!;
     this.state = 'waiting';
-    this.socket.pause();
+    this.wire.pause();
     pool.acquire(this);
   }
 
@@ -747,7 +777,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     this.unsynced = false;
     this.inCopy = false;
     this.copyIn = false;
-    this.server!.socket.resume();
+    this.server!.wire.resume();
     this.tracker.reset();
     this.linkFlags = 0;
     this.batchOpen = false;
@@ -789,7 +819,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
 
   private becomeActive(): void {
     this.state = 'active';
-    this.socket.resume();
+    this.wire.resume();
     this.reader.resume();
   }
 
@@ -909,14 +939,14 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     for (const st of this.batchStatements) {
       // The old plan is stale on this server: close it and prepare afresh.
       server.statements.delete(st);
-      server.socket.write(closeStatementMessage(st));
+      server.wire.write(closeStatementMessage(st));
       this.tracker.push(Pending.CloseOurs, st, this);
-      server.socket.write(parseMessage(st));
+      server.wire.write(parseMessage(st));
       server.statements.add(st);
       this.tracker.push(Pending.ParseOurs, st, this);
     }
     for (const [msg, kind] of this.batch) {
-      server.socket.write(msg);
+      server.wire.write(msg);
       this.tracker.push(kind, null, this);
     }
     this.pool!.stats.preparedHealed++;
@@ -927,7 +957,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     const f = parseErrorBody(data, start + 5, end);
     if (f.get('C') !== '57014') return Verdict.Forward;
     this.server?.reader.flush();
-    this.socket.write(
+    this.wire.write(
       errorResponse({
         code: '57014',
         message: `canceling statement due to ${this.cancelReason}`,
@@ -939,12 +969,14 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   }
 
   writeFromServer(bytes: Buffer): boolean {
+    // A departed client's bytes go nowhere; the server must keep reading (its rollback comes next).
+    if (this.state === 'closed') return true;
     if (this.pool) this.pool.stats.bytesSent += bytes.length;
-    return this.socket.write(bytes);
+    return this.wire.write(bytes);
   }
 
   onServerDrain(): void {
-    this.socket.resume();
+    this.wire.resume();
   }
 
   /** Called at the end of a server chunk in which a release boundary was reached. */
@@ -957,7 +989,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
         if (this.server !== server) return;
         this.unlink(server.txStatus === 'I');
         this.state = 'idle';
-        this.socket.write(
+        this.wire.write(
           Buffer.concat([
             errorResponse({
               code: '25001',
@@ -967,7 +999,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
             readyForQuery('I'),
           ]),
         );
-        this.socket.resume();
+        this.wire.resume();
         this.reader.resume();
       });
       return;
@@ -990,7 +1022,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     pool.stats.xactCount++;
     pool.stats.xactTimeUs += held * 1000;
     pool.observer?.onTransaction(pool, held);
-    this.socket.resume();
+    this.wire.resume();
     pool.release(server, clean);
   }
 
@@ -1064,7 +1096,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     if (!this.sentFatal && !this.socket.destroyed) {
       this.sentFatal = true;
       this.server?.reader.flush();
-      this.socket.write(errorResponse({ severity: 'FATAL', ...f }));
+      this.wire.write(errorResponse({ severity: 'FATAL', ...f }));
     }
     this.close(`${f.code}: ${f.message}`);
   }
@@ -1073,14 +1105,14 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     if (this.state === 'closed') return;
     if (!this.sentFatal && !this.socket.destroyed) {
       this.sentFatal = true;
-      this.socket.write(msg);
+      this.wire.write(msg);
     }
     this.close(reason);
   }
 
   /** Sends a non-fatal error and ReadyForQuery (admin console, refusals). */
   sendError(f: ErrorFields): void {
-    this.socket.write(Buffer.concat([errorResponse(f), readyForQuery('I')]));
+    this.wire.write(Buffer.concat([errorResponse(f), readyForQuery('I')]));
   }
 
   close(reason: string, isError = true): void {
@@ -1094,7 +1126,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     if (this.pool) this.pool.clientCount--;
     this.ctx.forget(this, reason, isError);
     if (!this.socket.destroyed) {
-      this.socket.end();
+      this.wire.end();
       // Give the final ErrorResponse a moment to flush, then make sure it is gone.
       setTimeout(() => this.socket.destroy(), 1000).unref();
     }
@@ -1152,8 +1184,9 @@ function randomKey(n: number): Buffer {
     randomPool = randomBytes(8192);
     randomPos = 0;
   }
-  const key = Buffer.from(randomPool.subarray(randomPos, randomPos + n));
-  randomPool.fill(0, randomPos, randomPos + n); // never reuse handed-out bytes
+  // A view, not a copy: a small copy would pin one of Node's shared 8 KiB
+  // slabs per few clients. The position only moves forward, so no bytes are handed out twice.
+  const key = randomPool.subarray(randomPos, randomPos + n);
   randomPos += n;
   return key;
 }

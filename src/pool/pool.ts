@@ -160,7 +160,7 @@ export class Pool implements ServerEvents {
     server.state = 'idle';
     server.lastUsed = Date.now();
     // Backpressure from the last client may have paused it; a pooled server always reads.
-    if (server.socket.isPaused()) server.socket.resume();
+    if (server.wire.isPaused) server.wire.resume();
     if (!this.paused) {
       const w = this.waiters.shift();
       if (w) {

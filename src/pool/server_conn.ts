@@ -7,6 +7,7 @@ import { MessageReader, Verdict, inspectTable, type FrameSink } from '../protoco
 import { ProtocolError } from '../protocol/errors.js';
 import { parseErrorBody, parseParameterStatus, query, startupMessage, TERMINATE, sslRequest, errorResponse } from '../protocol/messages.js';
 import { ServerStatements } from '../session/prepared.js';
+import { Wire, type WireSink } from '../net/wire.js';
 
 /** What a server needs from the client it is linked to. */
 export interface LinkedClient {
@@ -57,10 +58,12 @@ const SERVER_INSPECT = inspectTable('ZESKRCvtn123sIT');
 const INTERNAL_INSPECT = inspectTable('ZESKRCvtn123sITD');
 let nextServerId = 1;
 
-export class ServerConn implements FrameSink {
+export class ServerConn implements FrameSink, WireSink {
   readonly id = nextServerId++;
   state: ServerState = 'connecting';
   socket: net.Socket;
+  /** Reads and writes go through here (the handle directly once logged in). */
+  readonly wire: Wire;
   readonly reader: MessageReader;
   /** Parameters the server reported (ParameterStatus). */
   readonly params = new Map<string, string>();
@@ -87,6 +90,8 @@ export class ServerConn implements FrameSink {
   private internal: { cb: (err: ServerQueryError | null, rows: string[][]) => void; error: ServerQueryError | null; rows: string[][] } | null = null;
   private loginError: { message: string; raw: Buffer; sqlstate: string } | null = null;
   private readonly login: (body: Buffer) => { send?: Buffer; error?: string };
+  /** The next byte read answers an SSLRequest. */
+  private awaitingSslAnswer = false;
 
   constructor(
     readonly target: ServerTarget,
@@ -102,6 +107,7 @@ export class ServerConn implements FrameSink {
     this.socket.setNoDelay(true);
     if (target.keepAlive) this.socket.setKeepAlive(true);
     this.socket.once('connect', () => this.onConnect());
+    this.wire = new Wire(this.socket, this);
     this.attach(this.socket);
   }
 
@@ -110,10 +116,12 @@ export class ServerConn implements FrameSink {
   }
 
   private attach(socket: net.Socket): void {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.close(`server socket error: ${err.message}`));
     socket.on('close', () => this.close('server closed the connection'));
-    socket.on('drain', () => this.client?.onServerDrain());
+  }
+
+  onWireDrain(): void {
+    this.client?.onServerDrain();
   }
 
   private onConnect(): void {
@@ -123,16 +131,14 @@ export class ServerConn implements FrameSink {
       return;
     }
     // Ask for TLS; the one-byte answer arrives before any framed message.
-    this.socket.removeAllListeners('data');
-    this.socket.once('data', (chunk: Buffer) => this.onSslAnswer(chunk));
-    this.socket.write(sslRequest());
+    this.awaitingSslAnswer = true;
+    this.wire.write(sslRequest());
   }
 
   private onSslAnswer(chunk: Buffer): void {
     const tlsCfg = this.target.tls!;
     if (chunk[0] === 0x4e /* N */) {
       if (tlsCfg.mode === 'prefer') {
-        this.socket.on('data', (c: Buffer) => this.onData(c));
         this.sendStartup();
       } else this.failLogin(`server does not support SSL, but server_tls_sslmode is ${tlsCfg.mode}`, '08006');
       return;
@@ -148,6 +154,7 @@ export class ServerConn implements FrameSink {
     raw.removeAllListeners('drain');
     const secure = tls.connect({ ...tlsCfg.options, socket: raw });
     this.socket = secure;
+    this.wire.replace(secure);
     this.tlsActive = true;
     this.attach(secure);
     secure.once('secureConnect', () => this.sendStartup());
@@ -155,12 +162,17 @@ export class ServerConn implements FrameSink {
 
   private sendStartup(): void {
     this.state = 'login';
-    this.socket.write(
+    this.wire.write(
       startupMessage({ user: this.target.user, database: this.target.database, ...this.target.startupParams }),
     );
   }
 
-  private onData(chunk: Buffer): void {
+  onWireData(chunk: Buffer): void {
+    if (this.awaitingSslAnswer) {
+      this.awaitingSslAnswer = false;
+      this.onSslAnswer(chunk);
+      return;
+    }
     this.reader.push(chunk);
     if (this.releaseRequested) {
       this.releaseRequested = false;
@@ -182,7 +194,7 @@ export class ServerConn implements FrameSink {
   }
 
   onForward(bytes: Buffer): void {
-    if (this.client !== null && !this.client.writeFromServer(bytes)) this.socket.pause();
+    if (this.client !== null && !this.client.writeFromServer(bytes)) this.wire.pause();
   }
 
   onProtocolError(err: ProtocolError): void {
@@ -195,7 +207,7 @@ export class ServerConn implements FrameSink {
         const body = data.subarray(start + 5, end);
         const answer = this.login(body);
         if (answer.error) this.failLogin(answer.error, '28000');
-        else if (answer.send) this.socket.write(answer.send);
+        else if (answer.send) this.wire.write(answer.send);
         return Verdict.Consumed;
       }
       case 0x53 /* S */: {
@@ -221,6 +233,7 @@ export class ServerConn implements FrameSink {
         this.state = 'idle';
         this.connectDeadline = 0;
         this.lastUsed = Date.now();
+        this.wire.accelerate();
         this.events.onLoginDone(this);
         return Verdict.Consumed;
       default:
@@ -277,7 +290,9 @@ export class ServerConn implements FrameSink {
     this.internal = { cb, error: null, rows: [] };
     this.state = 'internal';
     this.reader.setInspect(INTERNAL_INSPECT);
-    this.socket.write(query(sql));
+    // Sluice reads this answer itself: a pause left by a slow or departed client must not hold it.
+    this.wire.resume();
+    this.wire.write(query(sql));
   }
 
   get busyInternal(): boolean {
@@ -301,7 +316,7 @@ export class ServerConn implements FrameSink {
     const internal = this.internal;
     this.internal = null;
     if (!this.socket.destroyed) {
-      if (this.socket.writable) this.socket.end(TERMINATE);
+      if (this.socket.writable) this.wire.end(TERMINATE);
       this.socket.destroySoon?.();
       setImmediate(() => this.socket.destroy());
     }

@@ -1,0 +1,252 @@
+// The Wire drives plain sockets through their libuv handle: these tests hold it
+// to what net.Socket guaranteed before: bytes whole and in order, pause and
+// backpressure that bound memory, end-of-stream and close, and TLS untouched.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
+import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
+import { Wire, type WireSink } from '../src/net/wire.js';
+import { waitFor } from './harness/wait.js';
+import { generateCerts } from './harness/certs.js';
+import { startPostgres } from './harness/postgres.js';
+import { startSluice } from './harness/sluice.js';
+import { loggedInSession, frame, cstr } from './harness/wire.js';
+
+class Recorder implements WireSink {
+  bytes = 0;
+  drains = 0;
+  private readonly hash = createHash('sha256');
+  onWireData(chunk: Buffer): void {
+    this.bytes += chunk.length;
+    this.hash.update(chunk);
+  }
+  onWireDrain(): void {
+    this.drains++;
+  }
+  digest(): string {
+    return this.hash.digest('hex');
+  }
+}
+
+/** A connected loopback pair: `near` is the accepted side, `far` the connecting one. */
+async function socketPair(): Promise<{ near: net.Socket; far: net.Socket; done(): void }> {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const accepted = once(server, 'connection') as Promise<[net.Socket]>;
+  const far = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  const [[near]] = await Promise.all([accepted, once(far, 'connect')]);
+  server.close();
+  return {
+    near,
+    far,
+    done() {
+      near.destroy();
+      far.destroy();
+    },
+  };
+}
+
+/** Random chunks of random sizes, and their digest. */
+function payload(total: number): { chunks: Buffer[]; digest: string } {
+  const chunks: Buffer[] = [];
+  const hash = createHash('sha256');
+  let left = total;
+  while (left > 0) {
+    const n = Math.min(left, 1 + Math.floor(Math.random() * 20_000));
+    const c = randomBytes(n);
+    chunks.push(c);
+    hash.update(c);
+    left -= n;
+  }
+  return { chunks, digest: hash.digest('hex') };
+}
+
+function collect(socket: net.Socket): { bytes: () => number; digest: () => string } {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  socket.on('data', (c: Buffer) => {
+    bytes += c.length;
+    hash.update(c);
+  });
+  return { bytes: () => bytes, digest: () => hash.digest('hex') };
+}
+
+test('a plain TCP socket is driven through its handle; bytes arrive whole and in order both ways', async () => {
+  const { near, far, done } = await socketPair();
+  try {
+    const sink = new Recorder();
+    const wire = new Wire(near, sink);
+    wire.accelerate();
+    assert.equal(wire.fast, true, 'a connected plain socket should be accelerated');
+
+    const inbound = payload(4 * 1024 * 1024);
+    for (const c of inbound.chunks) far.write(c);
+    await waitFor(() => sink.bytes === 4 * 1024 * 1024, 'all inbound bytes');
+    assert.equal(sink.digest(), inbound.digest);
+
+    const got = collect(far);
+    const outbound = payload(4 * 1024 * 1024);
+    for (const c of outbound.chunks) wire.write(c);
+    await waitFor(() => got.bytes() === 4 * 1024 * 1024, 'all outbound bytes');
+    assert.equal(got.digest(), outbound.digest);
+  } finally {
+    done();
+  }
+});
+
+test('pause holds what arrives, stops reading past the hold limit, and resume delivers it all in order', async () => {
+  const { near, far, done } = await socketPair();
+  try {
+    const sink = new Recorder();
+    const wire = new Wire(near, sink);
+    wire.accelerate();
+    wire.pause();
+    const total = 16 * 1024 * 1024;
+    const data = payload(total);
+    for (const c of data.chunks) far.write(c);
+    // The kernel buffers fill once the Wire stops reading: the sender sees backpressure.
+    await waitFor(() => far.writableLength > 1024 * 1024, 'the sender to be held back');
+    assert.equal(sink.bytes, 0, 'nothing is delivered while paused');
+    wire.resume();
+    await waitFor(() => sink.bytes === total, 'everything after resume', 20_000);
+    assert.equal(sink.digest(), data.digest);
+  } finally {
+    done();
+  }
+});
+
+test('write() reports backpressure when the peer does not read, and drain follows once it does', async () => {
+  const { near, far, done } = await socketPair();
+  try {
+    const sink = new Recorder();
+    const wire = new Wire(near, sink);
+    wire.accelerate();
+    far.pause();
+    const hash = createHash('sha256');
+    let written = 0;
+    let accepted = true;
+    while (accepted && written < 256 * 1024 * 1024) {
+      const c = randomBytes(64 * 1024);
+      hash.update(c);
+      written += c.length;
+      accepted = wire.write(c);
+    }
+    assert.equal(accepted, false, `write() never reported backpressure after ${written} bytes`);
+    assert.ok(wire.pendingBytes > 0, 'bytes are pending in the write queue');
+    const got = collect(far);
+    far.resume();
+    await waitFor(() => sink.drains === 1, 'a drain once the peer reads');
+    await waitFor(() => got.bytes() === written, 'all written bytes at the peer');
+    assert.equal(got.digest(), hash.digest('hex'));
+    assert.equal(wire.pendingBytes, 0);
+  } finally {
+    done();
+  }
+});
+
+test('end() sends corked writes before the half-close; end of stream still closes the socket', async () => {
+  const { near, far, done } = await socketPair();
+  try {
+    const wire = new Wire(near, new Recorder());
+    wire.accelerate();
+    const got = collect(far);
+    wire.cork();
+    wire.write(Buffer.from('first '));
+    wire.write(Buffer.from('second'));
+    wire.end(Buffer.from(' last'));
+    await once(far, 'end');
+    assert.equal(got.bytes(), 'first second last'.length);
+    far.end();
+    await once(near, 'close');
+  } finally {
+    done();
+  }
+});
+
+test('a peer that goes away is seen by net.Socket in fast mode: close fires', async () => {
+  const { near, far, done } = await socketPair();
+  try {
+    const wire = new Wire(near, new Recorder());
+    wire.accelerate();
+    assert.equal(wire.fast, true);
+    const closed = once(near, 'close');
+    far.destroy();
+    await closed;
+    assert.equal(wire.write(Buffer.from('x')), false, 'writing to a closed socket reports failure');
+  } finally {
+    done();
+  }
+});
+
+test('TLS sockets stay on the stream API and still carry bytes', async () => {
+  const certs = generateCerts();
+  const server = tls.createServer({ cert: readFileSync(certs.serverCert), key: readFileSync(certs.serverKey) });
+  try {
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const accepted = once(server, 'secureConnection') as Promise<[tls.TLSSocket]>;
+    const far = tls.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', ca: readFileSync(certs.caCert), servername: 'localhost' });
+    const [[near]] = await Promise.all([accepted, once(far, 'secureConnect')]);
+    const sink = new Recorder();
+    const wire = new Wire(near, sink);
+    wire.accelerate();
+    assert.equal(wire.fast, false);
+    const data = payload(256 * 1024);
+    for (const c of data.chunks) far.write(c);
+    await waitFor(() => sink.bytes === 256 * 1024, 'all bytes over TLS');
+    assert.equal(sink.digest(), data.digest);
+    const got = collect(far);
+    wire.write(Buffer.from('hello'));
+    await waitFor(() => got.bytes() === 5, 'the reply over TLS');
+    near.destroy();
+    far.destroy();
+  } finally {
+    server.close();
+    certs.cleanup();
+  }
+});
+
+test('through Sluice, a client that stops reading a huge result pauses its server, and gets every row once it reads', async () => {
+  const pg = await startPostgres();
+  const sluice = await startSluice({ pg, settings: { pool_mode: 'transaction' } });
+  try {
+    const { socket } = await loggedInSession(sluice.port);
+    socket.removeAllListeners('data');
+    socket.pause();
+    // About 160 MB of rows: far more than any buffer between PostgreSQL and the client.
+    const rows = 20_000;
+    socket.write(frame('Q', cstr(`SELECT repeat('x', 8000) FROM generate_series(1, ${rows})`)));
+    const client = [...sluice.app.clients][0];
+    await waitFor(() => client.server !== null && client.server.wire.isPaused, 'the server to be paused');
+    // Bounded: the client's queue stays near the high-water mark, not the result size.
+    assert.ok(client.wire.pendingBytes < 4 * 1024 * 1024, `client write queue holds ${client.wire.pendingBytes} bytes`);
+    let dataRows = 0;
+    let buf: Buffer = Buffer.alloc(0);
+    const done = new Promise<void>((resolve) => {
+      socket.on('data', (chunk: Buffer) => {
+        buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+        let pos = 0;
+        while (buf.length - pos >= 5) {
+          const len = buf.readInt32BE(pos + 1);
+          if (buf.length - pos < len + 1) break;
+          const type = buf[pos];
+          if (type === 0x44) dataRows++;
+          if (type === 0x5a) resolve();
+          pos += len + 1;
+        }
+        buf = buf.subarray(pos);
+      });
+    });
+    socket.resume();
+    await Promise.race([done, new Promise((_, reject) => setTimeout(() => reject(new Error(`only ${dataRows} rows in 60 s`)), 60_000).unref())]);
+    assert.equal(dataRows, rows);
+    socket.destroy();
+  } finally {
+    await sluice.stop();
+    await pg.stop();
+  }
+});
