@@ -176,7 +176,8 @@ export class Wire {
     }
     const h = this.handle;
     if (h === null) return this.socket.write(data);
-    if (this.socket.destroyed) return false;
+    // destroy() detaches the handle at once; a closing handle must not be written to.
+    if ((this.socket as unknown as { _handle: StreamHandle | null })._handle !== h) return false;
     const b = binding!;
     // A write the kernel takes whole never touches the request object, so one
     // spare serves them all; only a write left pending keeps it.

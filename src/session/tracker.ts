@@ -49,9 +49,12 @@ export class ResponseTracker {
   }
 
   reset(): void {
-    this.kinds.length = 0;
-    this.stmts.length = 0;
-    this.payloads.length = 0;
+    // Truncating is a runtime call even for an empty array; most links start empty.
+    if (this.kinds.length !== 0) {
+      this.kinds.length = 0;
+      this.stmts.length = 0;
+      this.payloads.length = 0;
+    }
     this.head = 0;
     this.skipping = false;
   }
