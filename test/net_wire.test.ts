@@ -14,6 +14,11 @@ import { generateCerts } from './harness/certs.js';
 import { startPostgres } from './harness/postgres.js';
 import { startSluice } from './harness/sluice.js';
 import { loggedInSession, frame, cstr } from './harness/wire.js';
+import { run } from './harness/processes.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
 
 class Recorder implements WireSink {
   bytes = 0;
@@ -248,5 +253,63 @@ test('through Sluice, a client that stops reading a huge result pauses its serve
   } finally {
     await sluice.stop();
     await pg.stop();
+  }
+});
+
+test('Unix sockets on both sides are accelerated too: pgbench through Sluice over Unix sockets, to PostgreSQL over its socket', async () => {
+  const pgsrv = await startPostgres();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sluice-wire-'));
+  const sluice = await startSluice({
+    pg: pgsrv,
+    settings: { pool_mode: 'transaction', default_pool_size: 4, unix_socket_dir: dir },
+    databases: { postgres: `host=${pgsrv.cluster.socketDir} port=${pgsrv.port} dbname=postgres` },
+  });
+  try {
+    const script = path.join(dir, 'select1.sql');
+    writeFileSync(script, 'select 1;\n');
+    const r = await run('pgbench', ['-n', '-c', '20', '-j', '2', '-t', '200', '-f', script, '-h', dir, '-p', String(sluice.port), '-U', 'postgres', 'postgres'], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /number of transactions actually processed: 4000\/4000/);
+    const servers = [...[...sluice.app.pooler.pools.values()][0].servers];
+    assert.ok(servers.length > 0);
+    assert.ok(servers.every((s) => s.isUnixSocket && s.wire.fast), 'Unix-socket server connections are driven through their handle');
+    const c = new pg.Client({ host: dir, port: sluice.port, user: 'postgres', database: 'postgres' });
+    await c.connect();
+    try {
+      assert.equal((await c.query('select 42 as n')).rows[0].n, 42);
+      assert.equal([...sluice.app.clients][0].wire.fast, true, 'a Unix-socket client is driven through its handle');
+    } finally {
+      await c.end();
+    }
+  } finally {
+    await sluice.stop();
+    await pgsrv.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a client that leaves mid-result while backpressure pauses its server: the server is dropped and the pool serves the next client', async () => {
+  const pgsrv = await startPostgres();
+  const sluice = await startSluice({ pg: pgsrv, settings: { pool_mode: 'transaction', default_pool_size: 1 } });
+  try {
+    const { socket } = await loggedInSession(sluice.port);
+    socket.removeAllListeners('data');
+    socket.pause();
+    socket.write(frame('Q', cstr(`begin; SELECT repeat('x', 8000) FROM generate_series(1, 20000)`)));
+    const client = [...sluice.app.clients][0];
+    await waitFor(() => client.server !== null && client.server.wire.isPaused, 'the server to be paused by the silent client');
+    socket.destroy();
+    // Mid-query, the server's state is unknown: it is closed, and a new one serves the next client.
+    const c = new pg.Client({ connectionString: sluice.url(), connectionTimeoutMillis: 10_000 });
+    await c.connect();
+    try {
+      const r = await c.query('select now() = statement_timestamp() as fresh');
+      assert.equal(r.rows[0].fresh, true, 'not inside the departed client transaction');
+    } finally {
+      await c.end();
+    }
+  } finally {
+    await sluice.stop();
+    await pgsrv.stop();
   }
 });
