@@ -313,3 +313,31 @@ test('a client that leaves mid-result while backpressure pauses its server: the 
     await pgsrv.stop();
   }
 });
+
+test('a server left paused by its last client still runs the rollback when that client leaves inside a transaction', async () => {
+  const pgsrv = await startPostgres();
+  const sluice = await startSluice({ pg: pgsrv, settings: { pool_mode: 'transaction', default_pool_size: 1 } });
+  try {
+    const { socket, msgs } = await loggedInSession(sluice.port);
+    socket.write(frame('Q', cstr('begin; select 1')));
+    await msgs.until((m) => m.type === 'Z' && m.body[0] === 0x54 /* T: inside the transaction */);
+    const server = [...sluice.app.clients][0].server!;
+    // What backpressure leaves behind when the last forwarded chunk filled the client's queue.
+    server.wire.pause();
+    socket.destroy();
+    const c = new pg.Client({ connectionString: sluice.url(), connectionTimeoutMillis: 10_000 });
+    await c.connect();
+    try {
+      const r = await Promise.race([
+        c.query('select now() = statement_timestamp() as fresh'),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the next client was not served within 10 s')), 10_000).unref()),
+      ]);
+      assert.equal(r.rows[0].fresh, true, 'not inside the departed client transaction');
+    } finally {
+      await c.end();
+    }
+  } finally {
+    await sluice.stop();
+    await pgsrv.stop();
+  }
+});

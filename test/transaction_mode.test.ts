@@ -166,7 +166,8 @@ test('a client that disconnects inside a transaction: the next client sees no op
   try {
     const { socket, msgs } = await loggedInSession(one.port);
     socket.write(query('begin; select pg_advisory_xact_lock(4242); create temp table gone(x int)'));
-    await msgs.until((m) => m.type === 'Z');
+    // The ReadyForQuery of this transaction ('T'), not the one from login.
+    await msgs.until((m) => m.type === 'Z' && m.body[0] === 0x54);
     socket.destroy();
     const c = new pg.Client({ connectionString: one.url() });
     await c.connect();
