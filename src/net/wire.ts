@@ -97,9 +97,13 @@ export class Wire {
     return this.handle ? this.paused : this.socket.isPaused();
   }
 
-  /** Moves to another socket (a TLS upgrade); back to the stream API. */
+  /**
+   * Moves to another socket (a TLS upgrade, which happens before login, so
+   * before accelerate()). An accelerated handle reads into the shared buffer
+   * for good, so it cannot be handed back to the stream API.
+   */
   replace(socket: net.Socket): void {
-    this.release();
+    if (this.handle) throw new Error('Wire.replace() after accelerate(): TLS must be negotiated before login');
     this.socket = socket;
     this.listen(socket);
   }
@@ -151,11 +155,6 @@ export class Wire {
       return streamOnRead.call(this, arrayBuffer);
     };
     this.handle = h;
-  }
-
-  /** Back to the stream API (before handing the socket to TLS). */
-  private release(): void {
-    this.handle = null; // our onread passes everything on once this is cleared
   }
 
   /** @internal */
