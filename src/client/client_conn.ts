@@ -51,6 +51,15 @@ const CLIENT_INSPECT = (() => {
 })();
 
 let nextClientId = 1;
+// Thousands of clients share a handful of user, database and application names: keep one copy of each.
+const interned = new Map<string, string>();
+function intern(s: string): string {
+  const known = interned.get(s);
+  if (known !== undefined) return known;
+  if (interned.size >= 4096) interned.clear();
+  interned.set(s, s);
+  return s;
+}
 // Shared socket listeners (no closures per client); the socket carries its ClientConn.
 const kClient = Symbol('sluice.client');
 function onClientSocketError(this: net.Socket, err: Error): void {
@@ -94,7 +103,11 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   closeReason = '';
 
   private startupReader: StartupReader | null = new StartupReader();
-  private reader: MessageReader;
+  /** Made at the first regular message: most clients of a busy pooler sit idle after login. */
+  private get reader(): MessageReader {
+    return (this.readerObj ??= new MessageReader(this, CLIENT_INSPECT, this.ctx.settings().max_packet_size));
+  }
+  private readerObj: MessageReader | null = null;
   // Transaction-boundary tracking while linked.
   private pendingReplies = 0; // ReadyForQuery messages still owed by the server
   private unsynced = false; // extended-protocol messages sent since the last Sync
@@ -144,7 +157,6 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     this.remoteAddress = socket.remoteAddress ?? 'unix';
     this.remotePort = socket.remotePort ?? 0;
     this.isUnix = socket.remoteAddress === undefined;
-    this.reader = new MessageReader(this, CLIENT_INSPECT, ctx.settings().max_packet_size);
     socket.setNoDelay?.(true);
     this.wire = new Wire(socket, this);
     this.attach(socket);
@@ -286,9 +298,9 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     if (p.minor > NEWEST_MINOR || p.protocolOptions.length > 0) {
       this.wire.write(negotiateProtocolVersion(this.protocolMinor, p.protocolOptions));
     }
-    this.user = p.params.get('user') ?? '';
-    this.database = p.params.get('database') || this.user;
-    this.appName = p.params.get('application_name') ?? '';
+    this.user = intern(p.params.get('user') ?? '');
+    this.database = intern(p.params.get('database') || this.user);
+    this.appName = intern(p.params.get('application_name') ?? '');
     const parsed = ClientParams.fromStartup(p.params, this.ctx.settings().ignore_startup_parameters);
     if (typeof parsed === 'string') {
       this.fatal({ code: '08P01', message: parsed });
