@@ -23,6 +23,7 @@ import pg from 'pg';
 class Recorder implements WireSink {
   bytes = 0;
   drains = 0;
+  closes = 0;
   private readonly hash = createHash('sha256');
   onWireData(chunk: Buffer): void {
     this.bytes += chunk.length;
@@ -30,6 +31,10 @@ class Recorder implements WireSink {
   }
   onWireDrain(): void {
     this.drains++;
+  }
+  onWireError(): void {}
+  onWireClose(): void {
+    this.closes++;
   }
   digest(): string {
     return this.hash.digest('hex');
@@ -53,6 +58,16 @@ async function socketPair(): Promise<{ near: net.Socket; far: net.Socket; done()
       far.destroy();
     },
   };
+}
+
+/** A loopback pair whose `near` side is driven by an accelerated Wire. */
+async function acceleratedPair(): Promise<{ near: net.Socket; far: net.Socket; wire: Wire; sink: Recorder; done(): void }> {
+  const pair = await socketPair();
+  const sink = new Recorder();
+  const wire = new Wire(pair.near, sink);
+  wire.accelerate();
+  assert.equal(wire.fast, true, 'a connected plain socket should be accelerated');
+  return { ...pair, wire, sink };
 }
 
 /** Random chunks of random sizes, and their digest. */
@@ -81,12 +96,8 @@ function collect(socket: net.Socket): { bytes: () => number; digest: () => strin
 }
 
 test('a plain TCP socket is driven through its handle; bytes arrive whole and in order both ways', async () => {
-  const { near, far, done } = await socketPair();
+  const { far, wire, sink, done } = await acceleratedPair();
   try {
-    const sink = new Recorder();
-    const wire = new Wire(near, sink);
-    wire.accelerate();
-    assert.equal(wire.fast, true, 'a connected plain socket should be accelerated');
 
     const inbound = payload(4 * 1024 * 1024);
     for (const c of inbound.chunks) far.write(c);
@@ -104,32 +115,28 @@ test('a plain TCP socket is driven through its handle; bytes arrive whole and in
 });
 
 test('pause holds what arrives, stops reading past the hold limit, and resume delivers it all in order', async () => {
-  const { near, far, done } = await socketPair();
+  const { far, wire, sink, done } = await acceleratedPair();
   try {
-    const sink = new Recorder();
-    const wire = new Wire(near, sink);
-    wire.accelerate();
     wire.pause();
     const total = 16 * 1024 * 1024;
     const data = payload(total);
     for (const c of data.chunks) far.write(c);
-    // The kernel buffers fill once the Wire stops reading: the sender sees backpressure.
-    await waitFor(() => far.writableLength > 1024 * 1024, 'the sender to be held back');
+    // Past the hold limit the Wire stops reading: what it holds stays bounded, the kernel buffers the rest.
+    await waitFor(() => wire.readStopped, 'reading to stop at the hold limit');
+    assert.ok(wire.bytesHeld <= 2 * 64 * 1024, `held ${wire.bytesHeld} bytes: at most the limit and one more read`);
     assert.equal(sink.bytes, 0, 'nothing is delivered while paused');
     wire.resume();
     await waitFor(() => sink.bytes === total, 'everything after resume', 20_000);
     assert.equal(sink.digest(), data.digest);
+    assert.equal(wire.readStopped, false);
   } finally {
     done();
   }
 });
 
 test('write() reports backpressure when the peer does not read, and drain follows once it does', async () => {
-  const { near, far, done } = await socketPair();
+  const { far, wire, sink, done } = await acceleratedPair();
   try {
-    const sink = new Recorder();
-    const wire = new Wire(near, sink);
-    wire.accelerate();
     far.pause();
     const hash = createHash('sha256');
     let written = 0;
@@ -154,10 +161,8 @@ test('write() reports backpressure when the peer does not read, and drain follow
 });
 
 test('end() sends corked writes before the half-close; end of stream still closes the socket', async () => {
-  const { near, far, done } = await socketPair();
+  const { near, far, wire, done } = await acceleratedPair();
   try {
-    const wire = new Wire(near, new Recorder());
-    wire.accelerate();
     const got = collect(far);
     wire.cork();
     wire.write(Buffer.from('first '));
@@ -173,14 +178,12 @@ test('end() sends corked writes before the half-close; end of stream still close
 });
 
 test('a peer that goes away is seen by net.Socket in fast mode: close fires', async () => {
-  const { near, far, done } = await socketPair();
+  const { near, far, wire, sink, done } = await acceleratedPair();
   try {
-    const wire = new Wire(near, new Recorder());
-    wire.accelerate();
-    assert.equal(wire.fast, true);
     const closed = once(near, 'close');
     far.destroy();
     await closed;
+    assert.equal(sink.closes, 1, 'the owner hears of the close');
     assert.equal(wire.write(Buffer.from('x')), false, 'writing to a closed socket reports failure');
   } finally {
     done();

@@ -60,14 +60,6 @@ function intern(s: string): string {
   interned.set(s, s);
   return s;
 }
-// Shared socket listeners (no closures per client); the socket carries its ClientConn.
-const kClient = Symbol('sluice.client');
-function onClientSocketError(this: net.Socket, err: Error): void {
-  (this as unknown as Record<symbol, ClientConn>)[kClient].close(`client socket error: ${err.message}`);
-}
-function onClientSocketClose(this: net.Socket): void {
-  (this as unknown as Record<symbol, ClientConn>)[kClient].close('client closed the connection');
-}
 // Shared initial values; openBatch() replaces the batch arrays before anything is pushed (frozen to fail loudly otherwise).
 const NO_PINS: readonly string[] = Object.freeze([]);
 const NO_BATCH = Object.freeze([]) as unknown as Array<[Buffer, Pending]>;
@@ -159,13 +151,14 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     this.isUnix = socket.remoteAddress === undefined;
     socket.setNoDelay?.(true);
     this.wire = new Wire(socket, this);
-    this.attach(socket);
   }
 
-  private attach(socket: net.Socket): void {
-    (socket as unknown as Record<symbol, ClientConn>)[kClient] = this;
-    socket.on('error', onClientSocketError);
-    socket.on('close', onClientSocketClose);
+  onWireError(err: Error): void {
+    this.close(`client socket error: ${err.message}`);
+  }
+
+  onWireClose(): void {
+    this.close('client closed the connection');
   }
 
   onWireDrain(): void {
@@ -202,7 +195,6 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
         this.tls = true;
         this.certCommonName = this.ctx.verifiedCommonName?.(secure);
         secure.setNoDelay?.(true);
-        this.attach(secure);
         this.startupReader = new StartupReader();
       },
       (err: unknown) => {

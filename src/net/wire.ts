@@ -8,7 +8,9 @@
 // onread and writes with the handle's writeBuffer, which are what net.Socket
 // itself calls underneath. Everything else (connect, TLS, errors, end of
 // stream, close) stays with net.Socket: reads of zero or fewer bytes go to its
-// own onread, so it still sees EOF and errors.
+// own onread, so it still sees EOF and errors. The Wire listens to the
+// socket once for its owner (data, drain, error, close) with shared functions,
+// not closures per connection: idle clients are most clients.
 //
 // TLS sockets, and any socket whose handle does not look like a libuv stream,
 // keep using the stream API through the same methods.
@@ -27,7 +29,6 @@ interface StreamHandle {
 }
 
 interface WriteRequest {
-  handle: StreamHandle;
   oncomplete: (this: WriteRequest, status: number) => void;
   wire: Wire | null;
   buffer: Buffer | null;
@@ -37,7 +38,6 @@ interface StreamWrapBinding {
   WriteWrap: new () => WriteRequest;
   streamBaseState: Int32Array;
   kReadBytesOrError: number;
-  kArrayBufferOffset: number;
   kLastWriteWasAsync: number;
 }
 
@@ -63,6 +63,8 @@ export interface WireSink {
   onWireData(chunk: Buffer): void;
   /** A write() that returned false has been flushed. */
   onWireDrain(): void;
+  onWireError(err: Error): void;
+  onWireClose(): void;
 }
 
 export class Wire {
@@ -97,10 +99,21 @@ export class Wire {
     return this.handle ? this.paused : this.socket.isPaused();
   }
 
+  /** Bytes read while paused, waiting for resume(). */
+  get bytesHeld(): number {
+    return this.heldBytes;
+  }
+
+  /** Reading from the kernel stopped because a pause held HOLD_LIMIT bytes. */
+  get readStopped(): boolean {
+    return this.stopped;
+  }
+
   /**
    * Moves to another socket (a TLS upgrade, which happens before login, so
-   * before accelerate()). An accelerated handle reads into the shared buffer
-   * for good, so it cannot be handed back to the stream API.
+   * before accelerate()); the caller has removed the old socket's listeners.
+   * An accelerated handle reads into the shared buffer for good, so it cannot
+   * be handed back to the stream API.
    */
   replace(socket: net.Socket): void {
     if (this.handle) throw new Error('Wire.replace() after accelerate(): TLS must be negotiated before login');
@@ -112,6 +125,8 @@ export class Wire {
     (socket as unknown as Record<symbol, Wire>)[kWire] = this;
     socket.on('data', onSocketData);
     socket.on('drain', onSocketDrain);
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose);
   }
 
   /**
@@ -146,7 +161,7 @@ export class Wire {
     h.useUserBuffer(readBuffer);
     h.onread = function (this: StreamHandle, arrayBuffer: ArrayBuffer) {
       const n = streamBaseState[kReadBytesOrError];
-      if (n > 0 && wire.handle === this) {
+      if (n > 0) {
         const chunk = Buffer.allocUnsafe(n);
         readBuffer.copy(chunk, 0, 0, n);
         wire.onChunk(chunk);
@@ -193,7 +208,6 @@ export class Wire {
       return true;
     }
     // libuv holds a pointer into `data` until the write completes.
-    req.handle = h;
     req.oncomplete = afterAsyncWrite;
     req.wire = this;
     req.buffer = data;
@@ -270,34 +284,41 @@ export class Wire {
   }
 
   private stopReading(): void {
-    const h = this.handle;
-    if (!h || this.stopped) return;
+    const h = this.handle!; // only an accelerated Wire holds bytes
+    if (this.stopped) return;
     this.stopped = true;
     h.reading = false;
     h.readStop();
   }
 
   /** @internal */
-  drained(): void {
-    this.sink.onWireDrain();
+  get owner(): WireSink {
+    return this.sink;
   }
 
-  /** @internal called when an async write completes */
+  /** @internal called when an async write completes (only accelerated Wires write that way) */
   afterWrite(): void {
-    if (this.needDrain && this.handle && this.handle.writeQueueSize === 0 && !this.socket.destroyed) {
+    if (this.needDrain && this.handle!.writeQueueSize === 0 && !this.socket.destroyed) {
       this.needDrain = false;
       this.sink.onWireDrain();
     }
   }
 }
 
-// One listener function for every socket (not two closures per connection): idle clients are most clients.
+// The socket carries its Wire, so one listener function serves every socket.
 const kWire = Symbol('sluice.wire');
+const wireOf = (socket: net.Socket): Wire => (socket as unknown as Record<symbol, Wire>)[kWire];
 function onSocketData(this: net.Socket, chunk: Buffer): void {
-  (this as unknown as Record<symbol, Wire>)[kWire].onChunk(chunk);
+  wireOf(this).onChunk(chunk);
 }
 function onSocketDrain(this: net.Socket): void {
-  (this as unknown as Record<symbol, Wire>)[kWire].drained();
+  wireOf(this).owner.onWireDrain();
+}
+function onSocketError(this: net.Socket, err: Error): void {
+  wireOf(this).owner.onWireError(err);
+}
+function onSocketClose(this: net.Socket): void {
+  wireOf(this).owner.onWireClose();
 }
 
 function deliverHeld(wire: Wire): void {

@@ -108,16 +108,18 @@ export class ServerConn implements FrameSink, WireSink {
     if (target.keepAlive) this.socket.setKeepAlive(true);
     this.socket.once('connect', () => this.onConnect());
     this.wire = new Wire(this.socket, this);
-    this.attach(this.socket);
   }
 
   get isUnixSocket(): boolean {
     return this.target.host.startsWith('/');
   }
 
-  private attach(socket: net.Socket): void {
-    socket.on('error', (err) => this.close(`server socket error: ${err.message}`));
-    socket.on('close', () => this.close('server closed the connection'));
+  onWireError(err: Error): void {
+    this.close(`server socket error: ${err.message}`);
+  }
+
+  onWireClose(): void {
+    this.close('server closed the connection');
   }
 
   onWireDrain(): void {
@@ -156,7 +158,6 @@ export class ServerConn implements FrameSink, WireSink {
     this.socket = secure;
     this.wire.replace(secure);
     this.tlsActive = true;
-    this.attach(secure);
     secure.once('secureConnect', () => this.sendStartup());
   }
 
