@@ -14,6 +14,8 @@ import type { ClientContext } from './client/context.js';
 import { sendCancel } from './client/cancel.js';
 import { serverAuthFactory, PassthroughKeys } from './pool/server_auth.js';
 import { authenticateClient, closeLookupPools } from './client/authenticate.js';
+import { acceptBareHandles } from './net/listener.js';
+import type { AcceptedHandle } from './net/wire.js';
 import { clientTlsOptions, upgradeClientSocket, serverTlsConnectOptions, serverTlsPlan, verifiedClientCommonName, type ClientTlsOptions } from './auth/tls.js';
 import type { TLSSocket } from 'node:tls';
 import { StatementRegistry } from './session/prepared.js';
@@ -30,6 +32,8 @@ export interface SluiceOptions {
 export interface AdminPlugin {
   start(client: ClientConn): void;
   onMessage(client: ClientConn, type: number, msg: Buffer): void;
+  /** The client has closed (whatever it was doing). */
+  forget(client: ClientConn): void;
   close(): Promise<void>;
 }
 
@@ -108,6 +112,7 @@ export class Sluice implements ClientContext {
           resolve();
         });
       });
+      this.acceptBare(server);
       const addr = server.address();
       if (addr && typeof addr === 'object') port = addr.port;
       this.servers.push(server);
@@ -121,18 +126,28 @@ export class Sluice implements ClientContext {
         server.once('error', reject);
         server.listen({ path: sockPath, backlog: s.listen_backlog }, () => resolve());
       });
+      this.acceptBare(server);
       this.servers.push(server);
       this.unixPaths.push(sockPath);
     }
     this.log.info({ addrs, port, unix: this.unixPaths }, 'listening');
   }
 
-  private accept(socket: net.Socket): void {
+  /** While client TLS is off, connections skip net.Socket (src/net/listener.ts). */
+  private acceptBare(server: net.Server): void {
+    acceptBareHandles(
+      server,
+      () => this.clientTls === null && !this.shuttingDown,
+      (handle) => this.accept(null, handle),
+    );
+  }
+
+  private accept(socket: net.Socket | null, handle: AcceptedHandle | null = null): void {
     if (this.shuttingDown) {
-      socket.destroy();
+      socket?.destroy();
       return;
     }
-    const client = new ClientConn(socket, this);
+    const client = new ClientConn(socket, this, handle);
     this.clients.add(client);
     this.pooler.clients.add(client);
     if (this.config.settings.log_connections) {
@@ -323,6 +338,7 @@ export class Sluice implements ClientContext {
 
   forget(client: ClientConn, reason: string, isError: boolean): void {
     this.clients.delete(client);
+    this.admin?.forget(client);
     this.pooler.clients.delete(client);
     if (client.cancelPid) this.cancelKeys.delete(client.cancelPid);
     if (admitted.delete(client)) {

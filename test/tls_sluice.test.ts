@@ -80,6 +80,8 @@ test('node-postgres with a verified TLS connection; a wrong CA is refused by the
     const ok = new pg.Client({ host: 'localhost', port: s.port, user: 'postgres', database: 'postgres', ssl: { ca: readFileSync(certs.caCert, 'utf8') } });
     await ok.connect();
     assert.equal((await ok.query('select 1 as x')).rows[0].x, 1);
+    // With client TLS on, connections are accepted as net.Sockets (TLS needs one), not bare handles.
+    assert.ok([...s.app.clients].every((c) => c.socket !== null && c.tls), 'TLS clients have a socket');
     await ok.end();
     const bad = new pg.Client({ host: 'localhost', port: s.port, user: 'postgres', database: 'postgres', ssl: { ca: readFileSync(certs.otherCaCert, 'utf8') } });
     bad.on('error', () => {});

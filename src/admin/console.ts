@@ -86,7 +86,6 @@ export class AdminConsole {
       return;
     }
     this.sessions.set(client, role);
-    client.socket.once('close', () => this.sessions.delete(client));
     const out: Buffer[] = [
       parameterStatus('server_version', `${VERSION}/sluice`),
       parameterStatus('client_encoding', 'UTF8'),

@@ -72,6 +72,10 @@ export class AdminLayer implements AdminPlugin {
     this.console.onMessage(client, type, msg);
   }
 
+  forget(client: ClientConn): void {
+    this.console.sessions.delete(client);
+  }
+
   async close(): Promise<void> {
     if (this.watcher) clearInterval(this.watcher);
     this.watcher = null;

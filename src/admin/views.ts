@@ -131,8 +131,8 @@ export function totalsRows(stats: StatsPeriod): Cell[][] {
 // ---------------------------------------------------------------- sockets
 const ptr = (kind: 'C' | 'S', id: number) => `0x${((kind === 'C' ? 0x1000000 : 0x2000000) + id).toString(16)}`;
 
-function tlsInfo(socket: import('node:net').Socket, on: boolean): string {
-  if (!on) return '';
+function tlsInfo(socket: import('node:net').Socket | null, on: boolean): string {
+  if (!on || !socket) return '';
   const t = socket as import('node:tls').TLSSocket;
   const proto = typeof t.getProtocol === 'function' ? t.getProtocol() : null;
   const cipher = typeof t.getCipher === 'function' ? t.getCipher()?.name : undefined;
@@ -150,7 +150,7 @@ export function clientRows(app: Sluice, adminClients: ReadonlySet<ClientConn>): 
     const state = c.state === 'waiting' ? 'waiting' : server || isAdmin ? 'active' : 'idle';
     rows.push([
       'C', c.user, isAdmin ? ADMIN_DB : c.database, 'none', state,
-      c.remoteAddress, c.remotePort, c.socket.localAddress ?? '', c.socket.localPort ?? 0,
+      c.remoteAddress, c.remotePort, c.local.address ?? '', c.local.port ?? 0,
       formatTime(c.connectedAt), formatTime(c.lastActivity),
       Math.floor(waiting / 1000), (waiting % 1000) * 1000, 0,
       ptr('C', c.id), server ? ptr('S', server.id) : '', 0, tlsInfo(c.socket, c.tls), c.appName, c.statements.size, c.id,

@@ -39,7 +39,7 @@ import {
 import { Pending, ResponseTracker, type TrackerSink } from '../session/tracker.js';
 import { PROBE_SQL, parseProbe, pinReasons, type SessionState } from '../session/state.js';
 import type { ClientContext } from './context.js';
-import { Wire, type WireSink } from '../net/wire.js';
+import { Wire, type AcceptedHandle, type WireSink } from '../net/wire.js';
 
 export type ClientState = 'startup' | 'auth' | 'welcome' | 'idle' | 'waiting' | 'linking' | 'active' | 'closed';
 
@@ -62,6 +62,10 @@ function intern(s: string): string {
 }
 // Shared initial values; openBatch() replaces the batch arrays before anything is pushed (frozen to fail loudly otherwise).
 const NO_PINS: readonly string[] = Object.freeze([]);
+const TERMINATED = 'client sent Terminate';
+function destroyWire(wire: Wire): void {
+  wire.destroy();
+}
 const NO_BATCH = Object.freeze([]) as unknown as Array<[Buffer, Pending]>;
 const NO_STATEMENTS = Object.freeze([]) as unknown as Statement[];
 
@@ -86,7 +90,8 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   tls = false;
   /** The verified client certificate's CN (auth_type cert). */
   certCommonName: string | undefined;
-  socket: net.Socket;
+  /** Null for a client accepted as a bare handle (no TLS possible): the Wire is all there is. */
+  socket: net.Socket | null;
   /** Reads and writes go through here (the handle directly once logged in). */
   readonly wire: Wire;
   readonly remoteAddress: string;
@@ -141,16 +146,24 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   private healing = false;
   private healed = false;
 
+  /** Either a net.Socket, or (from a listener with client TLS off) the accepted handle itself. */
   constructor(
-    socket: net.Socket,
+    socket: net.Socket | null,
     private readonly ctx: ClientContext,
+    accepted: AcceptedHandle | null = null,
   ) {
     this.socket = socket;
-    this.remoteAddress = socket.remoteAddress ?? 'unix';
-    this.remotePort = socket.remotePort ?? 0;
-    this.isUnix = socket.remoteAddress === undefined;
-    socket.setNoDelay?.(true);
-    this.wire = new Wire(socket, this);
+    socket?.setNoDelay?.(true);
+    this.wire = new Wire(socket, this, accepted);
+    const remote = this.wire.remote;
+    this.remoteAddress = remote.address ?? 'unix';
+    this.remotePort = remote.port ?? 0;
+    this.isUnix = remote.address === undefined;
+  }
+
+  /** Our end of the connection (SHOW CLIENTS); asked of the kernel only when shown. */
+  get local(): { address: string | undefined; port: number | undefined } {
+    return this.wire.local;
   }
 
   onWireError(err: Error): void {
@@ -172,6 +185,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
    */
   startTls(upgrade: (raw: net.Socket) => Promise<TLSSocket>, direct: Buffer | null): void {
     const raw = this.socket;
+    if (!raw) throw new Error('startTls() on a client accepted as a bare handle');
     raw.removeAllListeners('data');
     raw.removeAllListeners('close');
     raw.removeAllListeners('error');
@@ -229,7 +243,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
 
   private onStartupData(chunk: Buffer): void {
     // A TLS ClientHello (record type 22) instead of a startup packet: direct TLS.
-    if (chunk[0] === 0x16 && !this.tls && this.ctx.tlsUpgrade) {
+    if (chunk[0] === 0x16 && !this.tls && this.socket && this.ctx.tlsUpgrade) {
       this.startupReader = null;
       this.ctx.tlsUpgrade(this, chunk);
       return;
@@ -252,7 +266,8 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
           this.fatal({ code: '08P01', message: 'unexpected data after SSL/GSSENC request' });
           return;
         }
-        const upgrade = p.kind === 'ssl' && !this.tls ? this.ctx.tlsUpgrade : undefined;
+        // A bare handle was accepted while client TLS was off (a RELOAD may have turned it on since): answer 'N'.
+        const upgrade = p.kind === 'ssl' && !this.tls && this.socket ? this.ctx.tlsUpgrade : undefined;
         if (upgrade) {
           this.startupReader = null; // the TLS layer gives us a new socket
           upgrade(this, null);
@@ -400,7 +415,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       return Verdict.Consumed;
     }
     if (type === 0x58 /* X */) {
-      this.close('client sent Terminate', false);
+      this.close(TERMINATED, false);
       return Verdict.Consumed;
     }
     if (this.ctx.adminQuery && this.pool === null) {
@@ -497,7 +512,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
         this.copyIn = false;
         break;
       case 0x58 /* X */:
-        this.close('client sent Terminate', false);
+        this.close(TERMINATED, false);
         return Verdict.Consumed;
       default:
         break;
@@ -1097,7 +1112,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     if (this.state === 'closed') return;
     this.pool?.observer?.onError(this.pool, f.code);
     this.ctx.onPoolerError?.(this, f);
-    if (!this.sentFatal && !this.socket.destroyed) {
+    if (!this.sentFatal && !this.wire.destroyed) {
       this.sentFatal = true;
       this.server?.reader.flush();
       this.wire.write(errorResponse({ severity: 'FATAL', ...f }));
@@ -1107,7 +1122,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
 
   private sendFatalRaw(msg: Buffer, reason: string): void {
     if (this.state === 'closed') return;
-    if (!this.sentFatal && !this.socket.destroyed) {
+    if (!this.sentFatal && !this.wire.destroyed) {
       this.sentFatal = true;
       this.wire.write(msg);
     }
@@ -1129,11 +1144,15 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     if (server) this.releaseOnClose(server);
     if (this.pool) this.pool.clientCount--;
     this.ctx.forget(this, reason, isError);
-    if (!this.socket.destroyed) {
-      this.wire.end();
-      // Give the final ErrorResponse a moment to flush, then make sure it is gone.
-      setTimeout(() => this.socket.destroy(), 1000).unref();
+    if (this.wire.destroyed) return;
+    if (reason === TERMINATED && this.wire.pendingBytes === 0) {
+      // The client said goodbye and nothing is left to send: close now, as PostgreSQL does.
+      this.wire.destroy();
+      return;
     }
+    this.wire.end();
+    // Give the final ErrorResponse a moment to flush, then make sure it is gone.
+    setTimeout(destroyWire, 1000, this.wire).unref();
   }
 
   /**

@@ -14,8 +14,15 @@
 //
 // TLS sockets, and any socket whose handle does not look like a libuv stream,
 // keep using the stream API through the same methods.
+//
+// A client accepted while client TLS is off never gets a net.Socket at all
+// (Wire.overHandle): the Wire then also handles end of stream, errors, the
+// half-close and the close itself. That saves the Socket, its two stream
+// states and their listeners per client: about a third of the CPU Sluice
+// spends on a short-lived connection, and over a kilobyte per idle client.
 import type net from 'node:net';
 import tls from 'node:tls';
+import { getSystemErrorName } from 'node:util';
 
 /** The parts of a libuv stream handle (TCPWrap, PipeWrap) that a Wire uses. */
 interface StreamHandle {
@@ -26,6 +33,20 @@ interface StreamHandle {
   readStop(): number;
   useUserBuffer(buffer: Uint8Array): void;
   writeBuffer(req: WriteRequest, data: Buffer): number;
+  shutdown(req: ShutdownRequest): number;
+  close(callback: () => void): void;
+  setNoDelay?(on: boolean): number;
+  getpeername?(out: Record<string, unknown>): number;
+  getsockname?(out: Record<string, unknown>): number;
+}
+
+/** A client connection's libuv handle as net.Server's listening handle hands it over (TCPWrap or PipeWrap). */
+export type AcceptedHandle = object;
+
+interface ShutdownRequest {
+  oncomplete: (this: ShutdownRequest, status: number) => void;
+  handle: StreamHandle;
+  wire: Wire;
 }
 
 interface WriteRequest {
@@ -36,6 +57,7 @@ interface WriteRequest {
 
 interface StreamWrapBinding {
   WriteWrap: new () => WriteRequest;
+  ShutdownWrap: new () => ShutdownRequest;
   streamBaseState: Int32Array;
   kReadBytesOrError: number;
   kLastWriteWasAsync: number;
@@ -45,7 +67,7 @@ interface StreamWrapBinding {
 const binding: StreamWrapBinding | null = (() => {
   try {
     const b = (process as unknown as { binding(name: string): StreamWrapBinding }).binding('stream_wrap');
-    return typeof b.WriteWrap === 'function' && b.streamBaseState instanceof Int32Array ? b : null;
+    return typeof b.WriteWrap === 'function' && typeof b.ShutdownWrap === 'function' && b.streamBaseState instanceof Int32Array ? b : null;
   } catch {
     return null;
   }
@@ -58,6 +80,11 @@ const readBuffer = Buffer.allocUnsafeSlow(64 * 1024);
 const HIGH_WATER = 16 * 1024;
 /** Bytes held while paused before reading from the kernel stops (then TCP flow control takes over). */
 const HOLD_LIMIT = 64 * 1024;
+/** libuv's end-of-stream read result. */
+const UV_EOF = -4095;
+
+/** True when this Node.js lets a Wire drive handles itself (Wire.overHandle, accelerate). */
+export const handlesSupported = binding !== null;
 
 export interface WireSink {
   onWireData(chunk: Buffer): void;
@@ -69,6 +96,10 @@ export interface WireSink {
 
 export class Wire {
   private handle: StreamHandle | null = null;
+  /** Driven without a net.Socket (see overHandle); `socket` is null then. */
+  private bare = false;
+  /** A bare handle has been closed or is closing. */
+  private closed = false;
   private paused = false;
   /** Chunks read while paused; delivered in order on resume(). */
   private held: Buffer[] | null = null;
@@ -78,11 +109,38 @@ export class Wire {
   private needDrain = false;
   private corked: Buffer[] | null = null;
 
+  /** The net.Socket underneath; null for a Wire made by overHandle. */
+  socket: net.Socket | null;
+
   constructor(
-    public socket: net.Socket,
+    socket: net.Socket | null,
     private readonly sink: WireSink,
+    accepted: AcceptedHandle | null = null,
   ) {
-    this.listen(socket);
+    this.socket = socket;
+    if (socket) {
+      this.listen(socket);
+      return;
+    }
+    const h = accepted as StreamHandle;
+    this.handle = h;
+    this.bare = true;
+    (h as unknown as Record<symbol, Wire>)[kWire] = this;
+    h.setNoDelay?.(true);
+    h.useUserBuffer(readBuffer);
+    h.onread = onBareRead;
+    h.reading = true;
+    const err = h.readStart();
+    if (err !== 0) process.nextTick(failLater, this, err);
+  }
+
+  /**
+   * Drives an accepted connection's handle from the first byte, with no
+   * net.Socket: the caller took the handle from the listening server (see
+   * src/net/listener.ts). Only for connections that will never need TLS.
+   */
+  static overHandle(accepted: AcceptedHandle, sink: WireSink): Wire {
+    return new Wire(null, sink, accepted);
   }
 
   /** True once the handle is driven directly. */
@@ -90,13 +148,37 @@ export class Wire {
     return this.handle !== null;
   }
 
+  /** The socket is closed or closing: nothing more can be written. */
+  get destroyed(): boolean {
+    return this.bare ? this.closed : this.socket!.destroyed;
+  }
+
   /** Bytes written but not yet taken by the kernel. */
   get pendingBytes(): number {
-    return this.handle ? this.handle.writeQueueSize : this.socket.writableLength;
+    return this.handle ? this.handle.writeQueueSize : this.socket!.writableLength;
   }
 
   get isPaused(): boolean {
-    return this.handle ? this.paused : this.socket.isPaused();
+    return this.handle ? this.paused : this.socket!.isPaused();
+  }
+
+  /** The peer's address: the socket's, or asked of the bare handle (undefined for Unix sockets). */
+  get remote(): { address: string | undefined; port: number | undefined } {
+    if (!this.bare) return { address: this.socket!.remoteAddress, port: this.socket!.remotePort };
+    return this.endpoint('getpeername');
+  }
+
+  /** Our own end's address, asked only when shown (SHOW CLIENTS). */
+  get local(): { address: string | undefined; port: number | undefined } {
+    if (!this.bare) return { address: this.socket!.localAddress, port: this.socket!.localPort };
+    return this.endpoint('getsockname');
+  }
+
+  private endpoint(which: 'getpeername' | 'getsockname'): { address: string | undefined; port: number | undefined } {
+    const h = this.handle!;
+    const out: { address?: string; port?: number } = {};
+    if (this.closed || typeof h[which] !== 'function' || h[which]!(out) !== 0) return { address: undefined, port: undefined };
+    return { address: out.address, port: out.port };
   }
 
   /** Bytes read while paused, waiting for resume(). */
@@ -116,7 +198,7 @@ export class Wire {
    * be handed back to the stream API.
    */
   replace(socket: net.Socket): void {
-    if (this.handle) throw new Error('Wire.replace() after accelerate(): TLS must be negotiated before login');
+    if (this.handle) throw new Error('Wire.replace() after accelerate() or on a bare handle: TLS must be negotiated before login, on a net.Socket');
     this.socket = socket;
     this.listen(socket);
   }
@@ -136,7 +218,7 @@ export class Wire {
    */
   accelerate(): void {
     if (this.handle || !binding || this.corked || this.paused) return;
-    const s = this.socket;
+    const s = this.socket!;
     const h = (s as unknown as { _handle?: StreamHandle })._handle;
     if (
       !h ||
@@ -189,9 +271,9 @@ export class Wire {
       return true;
     }
     const h = this.handle;
-    if (h === null) return this.socket.write(data);
-    // destroy() detaches the handle at once; a closing handle must not be written to.
-    if ((this.socket as unknown as { _handle: StreamHandle | null })._handle !== h) return false;
+    if (h === null) return this.socket!.write(data);
+    // A closing handle must not be written to (net.Socket's destroy() detaches it at once).
+    if (this.bare ? this.closed : (this.socket as unknown as { _handle: StreamHandle | null })._handle !== h) return false;
     const b = binding!;
     // A write the kernel takes whole never touches the request object, so one
     // spare serves them all; only a write left pending keeps it.
@@ -200,7 +282,7 @@ export class Wire {
     const err = h.writeBuffer(req, data);
     if (err !== 0) {
       spareRequest = req;
-      this.socket.destroy(new Error(`write failed (libuv error ${err})`));
+      this.fail(err, 'write');
       return false;
     }
     if (b.streamBaseState[b.kLastWriteWasAsync] === 0) {
@@ -231,7 +313,49 @@ export class Wire {
   end(last?: Buffer): void {
     this.uncork();
     if (last) this.write(last);
-    this.socket.end();
+    if (!this.bare) {
+      this.socket!.end();
+      return;
+    }
+    if (this.closed) return;
+    // Half-close, then wait for the peer's end (or the owner's destroy()),
+    // as net.Socket does without allowHalfOpen.
+    const req = new binding!.ShutdownWrap();
+    req.oncomplete = afterBareShutdown;
+    req.handle = this.handle!;
+    req.wire = this;
+    const err = this.handle!.shutdown(req);
+    if (err !== 0) this.destroy();
+  }
+
+  /**
+   * Closes the connection now; bytes the kernel already took are still sent.
+   * The owner hears onWireClose once the handle is closed.
+   */
+  destroy(): void {
+    if (!this.bare) {
+      this.socket!.destroy();
+      return;
+    }
+    if (this.closed) return;
+    this.closed = true;
+    this.held = null;
+    this.heldBytes = 0;
+    const h = this.handle!;
+    h.reading = false;
+    h.readStop();
+    h.close(onBareClosed);
+  }
+
+  /** @internal A failed read, write or shutdown: the owner hears the error, then the close. */
+  fail(status: number, op: string): void {
+    if (this.destroyed) return;
+    if (!this.bare) {
+      this.socket!.destroy(new Error(`${op} failed (libuv error ${status})`));
+      return;
+    }
+    this.sink.onWireError(new Error(`${op} ${getSystemErrorName(status)}`));
+    this.destroy();
   }
 
   /**
@@ -240,7 +364,7 @@ export class Wire {
    */
   pause(): void {
     if (this.handle === null) {
-      this.socket.pause();
+      this.socket!.pause();
       return;
     }
     this.paused = true;
@@ -248,10 +372,10 @@ export class Wire {
 
   resume(): void {
     if (this.handle === null) {
-      this.socket.resume();
+      this.socket!.resume();
       return;
     }
-    if (!this.paused) return;
+    if (!this.paused || this.closed) return;
     this.paused = false;
     if (this.stopped) {
       this.stopped = false;
@@ -298,7 +422,7 @@ export class Wire {
 
   /** @internal called when an async write completes (only accelerated Wires write that way) */
   afterWrite(): void {
-    if (this.needDrain && this.handle!.writeQueueSize === 0 && !this.socket.destroyed) {
+    if (this.needDrain && this.handle!.writeQueueSize === 0 && !this.destroyed) {
       this.needDrain = false;
       this.sink.onWireDrain();
     }
@@ -321,6 +445,35 @@ function onSocketClose(this: net.Socket): void {
   wireOf(this).owner.onWireClose();
 }
 
+// A bare handle's reads: data, or end of stream (the peer closed), or an error.
+function onBareRead(this: StreamHandle): void {
+  const wire = (this as unknown as Record<symbol, Wire>)[kWire];
+  const { streamBaseState, kReadBytesOrError } = binding!;
+  const n = streamBaseState[kReadBytesOrError];
+  if (n > 0) {
+    const chunk = Buffer.allocUnsafe(n);
+    readBuffer.copy(chunk, 0, 0, n);
+    wire.onChunk(chunk);
+  } else if (n === UV_EOF) {
+    wire.destroy();
+  } else if (n < 0) {
+    wire.fail(n, 'read');
+  }
+}
+
+function onBareClosed(this: StreamHandle): void {
+  (this as unknown as Record<symbol, Wire>)[kWire].owner.onWireClose();
+}
+
+function failLater(wire: Wire, status: number): void {
+  wire.fail(status, 'read');
+}
+
+function afterBareShutdown(this: ShutdownRequest, status: number): void {
+  // ENOTCONN and the like: the peer is already gone; close.
+  if (status < 0) this.wire.destroy();
+}
+
 function deliverHeld(wire: Wire): void {
   wire.deliverHeld();
 }
@@ -330,7 +483,7 @@ function afterAsyncWrite(this: WriteRequest, status: number): void {
   this.buffer = null;
   if (!wire) return;
   if (status < 0) {
-    if (!wire.socket.destroyed) wire.socket.destroy(new Error(`write failed (libuv error ${status})`));
+    wire.fail(status, 'write');
     return;
   }
   wire.afterWrite();
