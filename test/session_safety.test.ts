@@ -80,6 +80,35 @@ test('startup parameters (application_name, statement_timeout via options) are r
   }
 });
 
+test('the welcome reports each client its own startup values, also for clients whose parameters were seen before', async () => {
+  const s = await sluice();
+  try {
+    const wants: Array<{ app?: string; dateStyle?: string }> = [
+      { app: 'app-a' },
+      { app: 'app-b', dateStyle: 'SQL, DMY' },
+      {},
+      { app: 'app-a' },
+      { app: 'app-b', dateStyle: 'SQL, DMY' },
+      { app: 'app-b' },
+      {},
+    ];
+    for (const want of wants) {
+      const c = new pg.Client({ connectionString: s.url(), application_name: want.app, options: want.dateStyle ? `-c DateStyle=${want.dateStyle.replace(/ /g, '\\ ')}` : undefined });
+      const reported = new Map<string, string>();
+      (c as unknown as { connection: import('node:events').EventEmitter }).connection.on('parameterStatus', (m: { parameterName: string; parameterValue: string }) =>
+        reported.set(m.parameterName, m.parameterValue),
+      );
+      await c.connect();
+      assert.equal(reported.get('application_name') ?? '', want.app ?? '', `application_name for ${JSON.stringify(want)}`);
+      assert.equal(reported.get('DateStyle'), want.dateStyle ?? 'ISO, MDY', `DateStyle for ${JSON.stringify(want)}`);
+      assert.equal(await one(c, 'show DateStyle'), want.dateStyle ?? 'ISO, MDY');
+      await c.end();
+    }
+  } finally {
+    await s.stop();
+  }
+});
+
 test('ignore_startup_parameters drops the listed parameters; others are replayed', async () => {
   const s = await sluice({ ignore_startup_parameters: 'extra_float_digits' });
   try {

@@ -63,6 +63,10 @@ function intern(s: string): string {
 // Shared initial values; openBatch() replaces the batch arrays before anything is pushed (frozen to fail loudly otherwise).
 const NO_PINS: readonly string[] = Object.freeze([]);
 const TERMINATED = 'client sent Terminate';
+const READY_IDLE = readyForQuery('I');
+/** Welcome ParameterStatus bytes per pool parameter set (a new set when the pool's first server reports anew), per client startup parameters. */
+const welcomeCache = new WeakMap<ReadonlyMap<string, string>, Map<string, Buffer>>();
+const WELCOME_CACHE_MAX = 64;
 function destroyWire(wire: Wire): void {
   wire.destroy();
 }
@@ -361,21 +365,37 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
 
   private sendWelcome(): void {
     const pool = this.pool!;
-    const out: Buffer[] = [];
-    const sent = new Set<string>();
-    for (const [name, value] of pool.params ?? []) {
-      const key = name.toLowerCase();
-      out.push(parameterStatus(name, this.params.get(name) ?? value));
-      sent.add(key);
-    }
-    if (!sent.has('application_name') && this.appName) out.push(parameterStatus('application_name', this.appName));
     this.cancelPid = this.ctx.registerCancel(this);
     this.cancelKey = randomKey(this.protocolMinor >= 2 ? 32 : 4);
-    out.push(backendKeyData(this.cancelPid, this.cancelKey), readyForQuery('I'));
     this.state = 'idle';
     this.lastActivity = Date.now();
-    this.wire.write(Buffer.concat(out));
+    this.wire.write(Buffer.concat([this.reportedParameters(pool.params), backendKeyData(this.cancelPid, this.cancelKey), READY_IDLE]));
     this.wire.accelerate();
+  }
+
+  /**
+   * The ParameterStatus messages of the welcome: the pool's reported values,
+   * overridden by what this client asked for. Clients of one application send
+   * the same startup parameters, so the bytes are built once per distinct set.
+   */
+  private reportedParameters(poolParams: ReadonlyMap<string, string> | null): Buffer {
+    let byClient = poolParams ? welcomeCache.get(poolParams) : undefined;
+    const key = `${this.params.signature()}\0${this.appName}`;
+    const hit = byClient?.get(key);
+    if (hit) return hit;
+    const out: Buffer[] = [];
+    let hasAppName = false;
+    for (const [name, value] of poolParams ?? []) {
+      if (name.toLowerCase() === 'application_name') hasAppName = true;
+      out.push(parameterStatus(name, this.params.get(name) ?? value));
+    }
+    if (!hasAppName && this.appName) out.push(parameterStatus('application_name', this.appName));
+    const bytes = Buffer.concat(out);
+    if (poolParams) {
+      if (!byClient) welcomeCache.set(poolParams, (byClient = new Map()));
+      if (byClient.size < WELCOME_CACHE_MAX) byClient.set(key, bytes);
+    }
+    return bytes;
   }
 
   /** Constant-time check of a cancel key against ours. */

@@ -52,6 +52,13 @@ export class ClientParams {
     return this.wanted.get(name.toLowerCase())?.value;
   }
 
+  /** Equal for two clients that want the same parameters, in the same order. */
+  signature(): string {
+    let s = '';
+    for (const [key, w] of this.wanted) s += `${key}\0${w.value}\0`;
+    return s;
+  }
+
   /**
    * Statements that make `server` match this client, or '' when it already
    * does: SET what differs, RESET what an earlier client set and this one did not.
