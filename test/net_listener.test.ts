@@ -163,6 +163,23 @@ test('a reset from the peer is an error, then one close', async () => {
   }
 });
 
+test('a failed write is reported from the event loop, error first, never from inside the call', async () => {
+  const { wire, sink, done } = await barePair();
+  try {
+    const order: string[] = [];
+    sink.onWireError = (err: Error) => void order.push(`error: ${err.message}`);
+    sink.onWireClose = () => void order.push('close');
+    wire.fail(-32, 'write'); // what a write into a reset connection gets: EPIPE
+    assert.deepEqual(order, [], 'nothing is reported synchronously');
+    assert.equal(wire.destroyed, true);
+    assert.equal(wire.write(Buffer.from('x')), false, 'writes are refused at once');
+    await waitFor(() => order.length === 2, 'the error and the close');
+    assert.deepEqual(order, ['error: write EPIPE', 'close']);
+  } finally {
+    done();
+  }
+});
+
 test('end() sends the corked bytes and the last one, then half-closes; the Wire closes when the peer ends too', async () => {
   const { far, wire, sink, done } = await barePair();
   try {

@@ -280,7 +280,11 @@ test('Unix sockets on both sides are accelerated too: pgbench through Sluice ove
     await c.connect();
     try {
       assert.equal((await c.query('select 42 as n')).rows[0].n, 42);
-      assert.equal([...sluice.app.clients][0].wire.fast, true, 'a Unix-socket client is driven through its handle');
+      const client = [...sluice.app.clients][0];
+      assert.equal(client.wire.fast, true, 'a Unix-socket client is driven through its handle');
+      assert.equal(client.socket, null, 'accepted as a bare handle');
+      assert.equal(client.isUnix, true);
+      assert.equal(client.remoteAddress, 'unix');
     } finally {
       await c.end();
     }

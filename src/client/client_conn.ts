@@ -62,16 +62,17 @@ function intern(s: string): string {
 }
 // Shared initial values; openBatch() replaces the batch arrays before anything is pushed (frozen to fail loudly otherwise).
 const NO_PINS: readonly string[] = Object.freeze([]);
+const NO_BATCH = Object.freeze([]) as unknown as Array<[Buffer, Pending]>;
+const NO_STATEMENTS = Object.freeze([]) as unknown as Statement[];
+
 const TERMINATED = 'client sent Terminate';
 const READY_IDLE = readyForQuery('I');
-/** Welcome ParameterStatus bytes per pool parameter set (a new set when the pool's first server reports anew), per client startup parameters. */
+/** Welcome ParameterStatus bytes per pool parameter set (the pool's, fixed once known), per distinct client startup parameters. */
 const welcomeCache = new WeakMap<ReadonlyMap<string, string>, Map<string, Buffer>>();
 const WELCOME_CACHE_MAX = 64;
 function destroyWire(wire: Wire): void {
   wire.destroy();
 }
-const NO_BATCH = Object.freeze([]) as unknown as Array<[Buffer, Pending]>;
-const NO_STATEMENTS = Object.freeze([]) as unknown as Statement[];
 
 export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, TrackerSink, WireSink {
   readonly id = nextClientId++;
@@ -98,9 +99,9 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   socket: net.Socket | null;
   /** Reads and writes go through here (the handle directly once logged in). */
   readonly wire: Wire;
-  readonly remoteAddress: string;
-  readonly remotePort: number;
   readonly isUnix: boolean;
+  /** The peer's address, asked of the kernel at first use (hba, logs, SHOW CLIENTS), not at accept. */
+  private peer: { address: string; port: number } | null = null;
   closeReason = '';
 
   private startupReader: StartupReader | null = new StartupReader();
@@ -159,10 +160,25 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     this.socket = socket;
     socket?.setNoDelay?.(true);
     this.wire = new Wire(socket, this, accepted);
+    this.isUnix = this.wire.unixDomain;
+  }
+
+  get remoteAddress(): string {
+    return this.peerAddress().address;
+  }
+
+  get remotePort(): number {
+    return this.peerAddress().port;
+  }
+
+  private peerAddress(): { address: string; port: number } {
+    if (this.peer) return this.peer;
+    if (this.isUnix) return (this.peer = { address: 'unix', port: 0 });
     const remote = this.wire.remote;
-    this.remoteAddress = remote.address ?? 'unix';
-    this.remotePort = remote.port ?? 0;
-    this.isUnix = remote.address === undefined;
+    const peer = { address: remote.address ?? '', port: remote.port ?? 0 };
+    // Not cached when unknown (the connection already closed): nothing will ask again that matters.
+    if (remote.address !== undefined) this.peer = peer;
+    return peer;
   }
 
   /** Our end of the connection (SHOW CLIENTS); asked of the kernel only when shown. */

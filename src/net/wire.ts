@@ -100,6 +100,8 @@ export class Wire {
   private bare = false;
   /** A bare handle has been closed or is closing. */
   private closed = false;
+  /** @internal What fail() reports once a bare handle is closed. */
+  failure: Error | null = null;
   private paused = false;
   /** Chunks read while paused; delivered in order on resume(). */
   private held: Buffer[] | null = null;
@@ -131,7 +133,7 @@ export class Wire {
     h.onread = onBareRead;
     h.reading = true;
     const err = h.readStart();
-    if (err !== 0) process.nextTick(failLater, this, err);
+    if (err !== 0) this.fail(err, 'read');
   }
 
   /**
@@ -160,6 +162,11 @@ export class Wire {
 
   get isPaused(): boolean {
     return this.handle ? this.paused : this.socket!.isPaused();
+  }
+
+  /** A Unix-domain connection (known without a system call for a bare handle: pipes have no peer name). */
+  get unixDomain(): boolean {
+    return this.bare ? typeof this.handle!.getpeername !== 'function' : this.socket!.remoteAddress === undefined;
   }
 
   /** The peer's address: the socket's, or asked of the bare handle (undefined for Unix sockets). */
@@ -347,14 +354,19 @@ export class Wire {
     h.close(onBareClosed);
   }
 
-  /** @internal A failed read, write or shutdown: the owner hears the error, then the close. */
+  /**
+   * @internal A failed read, write or shutdown: the connection is closed at
+   * once (later writes are refused), and the owner hears the error, then the
+   * close, from the event loop (as net.Socket reports them), never from inside
+   * the call that failed.
+   */
   fail(status: number, op: string): void {
     if (this.destroyed) return;
     if (!this.bare) {
       this.socket!.destroy(new Error(`${op} failed (libuv error ${status})`));
       return;
     }
-    this.sink.onWireError(new Error(`${op} ${getSystemErrorName(status)}`));
+    this.failure = new Error(`${op} ${getSystemErrorName(status)}`);
     this.destroy();
   }
 
@@ -462,11 +474,9 @@ function onBareRead(this: StreamHandle): void {
 }
 
 function onBareClosed(this: StreamHandle): void {
-  (this as unknown as Record<symbol, Wire>)[kWire].owner.onWireClose();
-}
-
-function failLater(wire: Wire, status: number): void {
-  wire.fail(status, 'read');
+  const wire = (this as unknown as Record<symbol, Wire>)[kWire];
+  if (wire.failure) wire.owner.onWireError(wire.failure);
+  wire.owner.onWireClose();
 }
 
 function afterBareShutdown(this: ShutdownRequest, status: number): void {
