@@ -52,9 +52,9 @@ async function bareListener(): Promise<{ port: number; bare: { on: boolean }; ha
 }
 
 /** A connected pair whose near side is a Wire over a bare handle. */
-async function barePair(): Promise<{ far: net.Socket; wire: Wire; sink: Recorder; port: number; done(): void }> {
+async function barePair(farOptions: { allowHalfOpen?: boolean } = {}): Promise<{ far: net.Socket; wire: Wire; sink: Recorder; port: number; done(): void }> {
   const l = await bareListener();
-  const far = net.connect(l.port, '127.0.0.1');
+  const far = net.connect({ port: l.port, host: '127.0.0.1', ...farOptions });
   await once(far, 'connect');
   await waitFor(() => l.handles.length === 1, 'the bare handle');
   l.close();
@@ -151,6 +151,33 @@ test('end of stream from the peer closes a bare Wire, with no error', async () =
   }
 });
 
+test('end of stream while paused waits behind the held bytes: resume delivers them all, then the close', async () => {
+  const { far, wire, sink, done } = await barePair();
+  try {
+    wire.pause();
+    const data = randomBytes(32 * 1024);
+    far.end(data);
+    await waitFor(() => wire.endIsPending, 'the end of stream, held');
+    assert.equal(sink.bytes, 0);
+    assert.equal(sink.closes, 0, 'no close while bytes before it are undelivered');
+    const order: string[] = [];
+    const onData = sink.onWireData.bind(sink);
+    sink.onWireData = (c: Buffer) => {
+      onData(c);
+      if (order.at(-1) !== 'data') order.push('data');
+    };
+    sink.onWireClose = () => void order.push('close');
+    wire.resume();
+    await waitFor(() => order.at(-1) === 'close', 'the close after the data');
+    assert.deepEqual(order, ['data', 'close']);
+    assert.equal(sink.bytes, data.length);
+    assert.equal(sink.digest(), createHash('sha256').update(data).digest('hex'));
+    assert.deepEqual(sink.errors, []);
+  } finally {
+    done();
+  }
+});
+
 test('a reset from the peer is an error, then one close', async () => {
   const { far, sink, done } = await barePair();
   try {
@@ -181,7 +208,7 @@ test('a failed write is reported from the event loop, error first, never from in
 });
 
 test('end() sends the corked bytes and the last one, then half-closes; the Wire closes when the peer ends too', async () => {
-  const { far, wire, sink, done } = await barePair();
+  const { far, wire, sink, done } = await barePair({ allowHalfOpen: true });
   try {
     const got = collect(far);
     wire.cork();
@@ -190,7 +217,10 @@ test('end() sends the corked bytes and the last one, then half-closes; the Wire 
     wire.end(Buffer.from(' last'));
     await once(far, 'end');
     assert.equal(got.bytes(), 'first second last'.length);
+    // The peer (allowHalfOpen) keeps its side open: the Wire must wait for it.
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
     assert.equal(sink.closes, 0, 'still open until the peer ends');
+    assert.equal(wire.write(Buffer.from('late')), false, 'nothing is written after the half-close');
     far.end();
     await waitFor(() => sink.closes === 1, 'the close after the peer ends');
     assert.deepEqual(sink.errors, []);
@@ -209,7 +239,8 @@ test('destroy() closes at once: the peer sees the connection end, the owner hear
     assert.equal(got.bytes(), 3, 'bytes the kernel took are still delivered');
     await waitFor(() => sink.closes === 1, 'the close');
     wire.destroy();
-    assert.equal(sink.closes, 1);
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(sink.closes, 1, 'a second destroy() reports nothing');
   } finally {
     done();
   }

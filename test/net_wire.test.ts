@@ -134,6 +134,26 @@ test('pause holds what arrives, stops reading past the hold limit, and resume de
   }
 });
 
+test('end of stream while paused waits behind the held bytes; resume delivers them, then the socket closes', async () => {
+  const { near, far, wire, sink, done } = await acceleratedPair();
+  try {
+    wire.pause();
+    const data = randomBytes(32 * 1024);
+    let closed = false;
+    near.on('close', () => (closed = true));
+    far.end(data);
+    await waitFor(() => wire.endIsPending, 'the end of stream, held');
+    assert.equal(sink.bytes, 0);
+    assert.equal(closed, false, 'the socket stays open while bytes before the end are undelivered');
+    wire.resume();
+    await waitFor(() => closed, 'the close after resume');
+    assert.equal(sink.bytes, data.length, 'every held byte was delivered before the close');
+    assert.equal(sink.digest(), createHash('sha256').update(data).digest('hex'));
+  } finally {
+    done();
+  }
+});
+
 test('write() reports backpressure when the peer does not read, and drain follows once it does', async () => {
   const { far, wire, sink, done } = await acceleratedPair();
   try {

@@ -180,3 +180,24 @@ test('a client that disconnects inside a transaction: the next client sees no op
   }
 });
 
+
+test('a client that sends a query and Terminate and closes while it waits for a server: the query still runs, as it would on PostgreSQL', async () => {
+  const one = await startSluice({ pg: pgsrv, settings: { pool_mode: 'transaction', default_pool_size: 1 } });
+  const holder = new pg.Client({ connectionString: one.url() });
+  try {
+    await holder.connect();
+    await holder.query('create table if not exists fire_and_forget(x int)');
+    await holder.query('truncate fire_and_forget');
+    await holder.query('begin'); // holds the only server
+    const { socket } = await loggedInSession(one.port);
+    socket.end(Buffer.concat([query('insert into fire_and_forget values (1)'), frame('X', Buffer.alloc(0))]));
+    const waiting = () => [...one.app.clients].find((c) => c.state === 'waiting');
+    await waitFor(() => waiting()?.wire.endIsPending === true, 'the closed client, waiting for the server with its end of stream held');
+    await holder.query('commit');
+    await waitFor(async () => Number((await holder.query('select count(*) from fire_and_forget')).rows[0].count) === 1, 'the insert of the departed client');
+    await waitFor(() => one.app.clients.size === 1, 'the departed client to be gone');
+  } finally {
+    await holder.end();
+    await one.stop();
+  }
+});

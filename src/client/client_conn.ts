@@ -409,7 +409,9 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     const bytes = Buffer.concat(out);
     if (poolParams) {
       if (!byClient) welcomeCache.set(poolParams, (byClient = new Map()));
-      if (byClient.size < WELCOME_CACHE_MAX) byClient.set(key, bytes);
+      // Per-host or per-process application names would fill it for good: start over instead.
+      if (byClient.size >= WELCOME_CACHE_MAX) byClient.clear();
+      byClient.set(key, bytes);
     }
     return bytes;
   }
@@ -548,6 +550,8 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
         this.copyIn = false;
         break;
       case 0x58 /* X */:
+        // Queries before it in this chunk are still gathered for forwarding: send them, as PostgreSQL would run them.
+        this.reader.flush();
         this.close(TERMINATED, false);
         return Verdict.Consumed;
       default:

@@ -28,7 +28,13 @@ export function acceptBareHandles(server: net.Server, wantsBare: () => boolean, 
       nodeOnConnection.call(this, err, handle);
       return;
     }
-    onBare(handle);
+    try {
+      onBare(handle);
+    } catch (err) {
+      // Nothing owns the connection now: close it rather than leak the descriptor.
+      (handle as { close?(): void }).close?.();
+      throw err;
+    }
   };
   return true;
 }

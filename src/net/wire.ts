@@ -73,6 +73,16 @@ const binding: StreamWrapBinding | null = (() => {
   }
 })();
 
+/** Node's TCP handle class, to tell an accepted TCP connection from a Unix-socket one. */
+const TcpHandle: (new () => object) | null = (() => {
+  try {
+    const t = (process as unknown as { binding(name: string): { TCP?: new () => object } }).binding('tcp_wrap').TCP;
+    return typeof t === 'function' ? t : null;
+  } catch {
+    return null;
+  }
+})();
+
 let spareRequest: WriteRequest | null = null;
 const readBuffer = Buffer.allocUnsafeSlow(64 * 1024);
 
@@ -110,6 +120,21 @@ export class Wire {
   private stopped = false;
   private needDrain = false;
   private corked: Buffer[] | null = null;
+  /**
+   * End of stream that arrived while paused: like a paused net.Socket, it is
+   * acted on only after resume() has delivered everything held before it, so
+   * a client that sends a query and Terminate and closes while it waits for a
+   * server still has its query run.
+   */
+  private endPending = false;
+  /** An accelerated socket's own onread (net.js), to which end of stream is handed. */
+  private streamOnRead: ((this: StreamHandle, arrayBuffer: ArrayBuffer) => unknown) | null = null;
+  /** Bare: the peer's end of stream has been acted on. */
+  private eof = false;
+  /** Bare: end() has asked for the half-close; writes are refused from then on. */
+  private ending = false;
+  /** Bare: the half-close is done (every write before it was sent). */
+  private ended = false;
 
   /** The net.Socket underneath; null for a Wire made by overHandle. */
   socket: net.Socket | null;
@@ -166,7 +191,8 @@ export class Wire {
 
   /** A Unix-domain connection (known without a system call for a bare handle: pipes have no peer name). */
   get unixDomain(): boolean {
-    return this.bare ? typeof this.handle!.getpeername !== 'function' : this.socket!.remoteAddress === undefined;
+    if (!this.bare) return this.socket!.remoteAddress === undefined;
+    return TcpHandle ? !(this.handle instanceof TcpHandle) : typeof this.handle!.getpeername !== 'function';
   }
 
   /** The peer's address: the socket's, or asked of the bare handle (undefined for Unix sockets). */
@@ -256,8 +282,13 @@ export class Wire {
         wire.onChunk(chunk);
         return;
       }
+      if (n === UV_EOF && wire.paused) {
+        wire.endPending = true;
+        return;
+      }
       return streamOnRead.call(this, arrayBuffer);
     };
+    this.streamOnRead = streamOnRead;
     this.handle = h;
   }
 
@@ -279,8 +310,8 @@ export class Wire {
     }
     const h = this.handle;
     if (h === null) return this.socket!.write(data);
-    // A closing handle must not be written to (net.Socket's destroy() detaches it at once).
-    if (this.bare ? this.closed : (this.socket as unknown as { _handle: StreamHandle | null })._handle !== h) return false;
+    // A closing or half-closed handle must not be written to (net.Socket's destroy() detaches it at once).
+    if (this.bare ? this.closed || this.ending : (this.socket as unknown as { _handle: StreamHandle | null })._handle !== h) return false;
     const b = binding!;
     // A write the kernel takes whole never touches the request object, so one
     // spare serves them all; only a write left pending keeps it.
@@ -324,9 +355,10 @@ export class Wire {
       this.socket!.end();
       return;
     }
-    if (this.closed) return;
-    // Half-close, then wait for the peer's end (or the owner's destroy()),
-    // as net.Socket does without allowHalfOpen.
+    if (this.closed || this.ending) return;
+    this.ending = true;
+    // Half-close after the pending writes, then wait for the peer's end (or
+    // the owner's destroy()), as net.Socket does without allowHalfOpen.
     const req = new binding!.ShutdownWrap();
     req.oncomplete = afterBareShutdown;
     req.handle = this.handle!;
@@ -348,6 +380,7 @@ export class Wire {
     this.closed = true;
     this.held = null;
     this.heldBytes = 0;
+    this.endPending = false;
     const h = this.handle!;
     h.reading = false;
     h.readStop();
@@ -389,14 +422,14 @@ export class Wire {
     }
     if (!this.paused || this.closed) return;
     this.paused = false;
-    if (this.stopped) {
+    if (this.stopped && !this.endPending) {
       this.stopped = false;
       const h = this.handle;
       h.reading = true;
       h.readStart();
     }
     // Deliver held bytes on the next tick: callers resume in the middle of state changes.
-    if (this.held) process.nextTick(deliverHeld, this);
+    if (this.held || this.endPending) process.nextTick(deliverHeld, this);
   }
 
   /** @internal */
@@ -406,6 +439,7 @@ export class Wire {
       this.held = null;
       this.heldBytes = 0;
       for (let i = 0; i < chunks.length; i++) {
+        if (this.closed) return; // the owner closed the connection on what it was given
         if (this.paused) {
           // Paused again by what we delivered: keep the rest, in order, ahead of anything newer.
           const rest = chunks.slice(i);
@@ -417,6 +451,40 @@ export class Wire {
         this.sink.onWireData(chunks[i]);
       }
     }
+    if (this.endPending && !this.paused && this.held === null) {
+      this.endPending = false;
+      this.onEnd();
+    }
+  }
+
+  /** @internal The peer's end of stream, or one that waited behind held bytes. */
+  onEnd(): void {
+    if (this.paused) {
+      this.endPending = true;
+      return;
+    }
+    if (!this.bare) {
+      // Hand it to net.js as if it had just been read.
+      binding!.streamBaseState[binding!.kReadBytesOrError] = UV_EOF;
+      this.streamOnRead!.call(this.handle!, undefined as unknown as ArrayBuffer); // net.js reads no buffer for an end
+      return;
+    }
+    if (this.closed) return;
+    // As net.Socket without allowHalfOpen: send what is pending, half-close, then close.
+    this.eof = true;
+    if (!this.ending) this.end();
+    else if (this.ended) this.destroy();
+  }
+
+  /** @internal The half-close finished (status 0) or failed. */
+  afterShutdown(status: number): void {
+    this.ended = true;
+    if (status < 0 || this.eof) this.destroy();
+  }
+
+  /** End of stream is waiting for resume() (tests, diagnostics). */
+  get endIsPending(): boolean {
+    return this.endPending;
   }
 
   private stopReading(): void {
@@ -467,7 +535,7 @@ function onBareRead(this: StreamHandle): void {
     readBuffer.copy(chunk, 0, 0, n);
     wire.onChunk(chunk);
   } else if (n === UV_EOF) {
-    wire.destroy();
+    wire.onEnd();
   } else if (n < 0) {
     wire.fail(n, 'read');
   }
@@ -480,8 +548,7 @@ function onBareClosed(this: StreamHandle): void {
 }
 
 function afterBareShutdown(this: ShutdownRequest, status: number): void {
-  // ENOTCONN and the like: the peer is already gone; close.
-  if (status < 0) this.wire.destroy();
+  this.wire.afterShutdown(status);
 }
 
 function deliverHeld(wire: Wire): void {
