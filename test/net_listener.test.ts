@@ -13,6 +13,7 @@ import { Wire, type AcceptedHandle, type WireSink } from '../src/net/wire.js';
 import { waitFor } from './harness/wait.js';
 import { startPostgres } from './harness/postgres.js';
 import { startSluice } from './harness/sluice.js';
+import { loggedInSession, frame } from './harness/wire.js';
 
 class Recorder implements WireSink {
   bytes = 0;
@@ -275,6 +276,15 @@ test('Sluice with client TLS off: clients have no net.Socket; SHOW CLIENTS shows
     await closed;
     await waitFor(() => sluice.app.clients.size === 0, 'the clients to be forgotten');
     assert.equal(client.closeReason, 'client sent Terminate');
+
+    // Terminate alone (the peer keeps its socket open): closed at once, not half-closed with a timer.
+    const { socket } = await loggedInSession(sluice.port);
+    await waitFor(() => sluice.app.clients.size === 1, 'the raw client');
+    const raw = [...sluice.app.clients][0];
+    socket.write(frame('X', Buffer.alloc(0)));
+    await waitFor(() => raw.state === 'closed', 'Terminate to be handled');
+    assert.equal(raw.wire.destroyed, true, 'the connection is closed as Terminate is handled');
+    socket.destroy();
   } finally {
     await sluice.stop();
     await pgsrv.stop();
