@@ -9,32 +9,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import pg from 'pg';
 import { acceptBareHandles } from '../src/net/listener.js';
-import { Wire, type AcceptedHandle, type WireSink } from '../src/net/wire.js';
+import { Wire, type AcceptedHandle } from '../src/net/wire.js';
+import { Recorder, collect } from './harness/streams.js';
 import { waitFor } from './harness/wait.js';
 import { startPostgres } from './harness/postgres.js';
 import { startSluice } from './harness/sluice.js';
 import { loggedInSession, frame } from './harness/wire.js';
-
-class Recorder implements WireSink {
-  bytes = 0;
-  closes = 0;
-  errors: string[] = [];
-  private readonly hash = createHash('sha256');
-  onWireData(chunk: Buffer): void {
-    this.bytes += chunk.length;
-    this.hash.update(chunk);
-  }
-  onWireDrain(): void {}
-  onWireError(err: Error): void {
-    this.errors.push(err.message);
-  }
-  onWireClose(): void {
-    this.closes++;
-  }
-  digest(): string {
-    return this.hash.digest('hex');
-  }
-}
 
 /** A listener whose connections go bare while `bare.on` is true. */
 async function bareListener(): Promise<{ port: number; bare: { on: boolean }; handles: AcceptedHandle[]; sockets: net.Socket[]; close(): void }> {
@@ -71,16 +51,6 @@ async function barePair(farOptions: { allowHalfOpen?: boolean } = {}): Promise<{
       far.destroy();
     },
   };
-}
-
-function collect(socket: net.Socket): { bytes: () => number; digest: () => string } {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  socket.on('data', (c: Buffer) => {
-    bytes += c.length;
-    hash.update(c);
-  });
-  return { bytes: () => bytes, digest: () => hash.digest('hex') };
 }
 
 test('the listener hands connections over bare only while asked; otherwise they arrive as net.Sockets', async () => {

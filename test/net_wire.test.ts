@@ -8,7 +8,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
-import { Wire, type WireSink } from '../src/net/wire.js';
+import { Wire } from '../src/net/wire.js';
+import { Recorder, collect, payload } from './harness/streams.js';
 import { waitFor } from './harness/wait.js';
 import { generateCerts } from './harness/certs.js';
 import { startPostgres } from './harness/postgres.js';
@@ -19,27 +20,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-
-class Recorder implements WireSink {
-  bytes = 0;
-  drains = 0;
-  closes = 0;
-  private readonly hash = createHash('sha256');
-  onWireData(chunk: Buffer): void {
-    this.bytes += chunk.length;
-    this.hash.update(chunk);
-  }
-  onWireDrain(): void {
-    this.drains++;
-  }
-  onWireError(): void {}
-  onWireClose(): void {
-    this.closes++;
-  }
-  digest(): string {
-    return this.hash.digest('hex');
-  }
-}
 
 /** A connected loopback pair: `near` is the accepted side, `far` the connecting one. */
 async function socketPair(): Promise<{ near: net.Socket; far: net.Socket; done(): void }> {
@@ -68,31 +48,6 @@ async function acceleratedPair(): Promise<{ near: net.Socket; far: net.Socket; w
   wire.accelerate();
   assert.equal(wire.fast, true, 'a connected plain socket should be accelerated');
   return { ...pair, wire, sink };
-}
-
-/** Random chunks of random sizes, and their digest. */
-function payload(total: number): { chunks: Buffer[]; digest: string } {
-  const chunks: Buffer[] = [];
-  const hash = createHash('sha256');
-  let left = total;
-  while (left > 0) {
-    const n = Math.min(left, 1 + Math.floor(Math.random() * 20_000));
-    const c = randomBytes(n);
-    chunks.push(c);
-    hash.update(c);
-    left -= n;
-  }
-  return { chunks, digest: hash.digest('hex') };
-}
-
-function collect(socket: net.Socket): { bytes: () => number; digest: () => string } {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  socket.on('data', (c: Buffer) => {
-    bytes += c.length;
-    hash.update(c);
-  });
-  return { bytes: () => bytes, digest: () => hash.digest('hex') };
 }
 
 test('a plain TCP socket is driven through its handle; bytes arrive whole and in order both ways', async () => {

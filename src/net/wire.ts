@@ -83,6 +83,11 @@ const TcpHandle: (new () => object) | null = (() => {
   }
 })();
 
+// Where the binding leaves each read's byte count (or error), looked up once, not per read.
+const streamState = binding?.streamBaseState ?? new Int32Array(1);
+const READ_RESULT = binding?.kReadBytesOrError ?? 0;
+const LAST_WRITE_ASYNC = binding?.kLastWriteWasAsync ?? 0;
+
 let spareRequest: WriteRequest | null = null;
 const readBuffer = Buffer.allocUnsafeSlow(64 * 1024);
 
@@ -267,7 +272,6 @@ export class Wire {
       typeof h.onread !== 'function'
     )
       return;
-    const { streamBaseState, kReadBytesOrError } = binding;
     const streamOnRead = h.onread;
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const wire = this;
@@ -275,7 +279,7 @@ export class Wire {
     // copied out at their real size, since frames and pending writes keep views.
     h.useUserBuffer(readBuffer);
     h.onread = function (this: StreamHandle, arrayBuffer: ArrayBuffer) {
-      const n = streamBaseState[kReadBytesOrError];
+      const n = streamState[READ_RESULT];
       if (n > 0) {
         const chunk = Buffer.allocUnsafe(n);
         readBuffer.copy(chunk, 0, 0, n);
@@ -323,7 +327,7 @@ export class Wire {
       this.fail(err, 'write');
       return false;
     }
-    if (b.streamBaseState[b.kLastWriteWasAsync] === 0) {
+    if (streamState[LAST_WRITE_ASYNC] === 0) {
       spareRequest = req;
       return true;
     }
@@ -465,7 +469,7 @@ export class Wire {
     }
     if (!this.bare) {
       // Hand it to net.js as if it had just been read.
-      binding!.streamBaseState[binding!.kReadBytesOrError] = UV_EOF;
+      streamState[READ_RESULT] = UV_EOF;
       this.streamOnRead!.call(this.handle!, undefined as unknown as ArrayBuffer); // net.js reads no buffer for an end
       return;
     }
@@ -528,8 +532,7 @@ function onSocketClose(this: net.Socket): void {
 // A bare handle's reads: data, or end of stream (the peer closed), or an error.
 function onBareRead(this: StreamHandle): void {
   const wire = (this as unknown as Record<symbol, Wire>)[kWire];
-  const { streamBaseState, kReadBytesOrError } = binding!;
-  const n = streamBaseState[kReadBytesOrError];
+  const n = streamState[READ_RESULT];
   if (n > 0) {
     const chunk = Buffer.allocUnsafe(n);
     readBuffer.copy(chunk, 0, 0, n);
