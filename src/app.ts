@@ -15,6 +15,7 @@ import { sendCancel } from './client/cancel.js';
 import { serverAuthFactory, PassthroughKeys } from './pool/server_auth.js';
 import { authenticateClient, closeLookupPools } from './client/authenticate.js';
 import { acceptBareHandles } from './net/listener.js';
+import { clientClosed, clientOpened } from './memory.js';
 import type { AcceptedHandle } from './net/wire.js';
 import { clientTlsOptions, upgradeClientSocket, serverTlsConnectOptions, serverTlsPlan, verifiedClientCommonName, type ClientTlsOptions } from './auth/tls.js';
 import type { TLSSocket } from 'node:tls';
@@ -150,6 +151,7 @@ export class Sluice implements ClientContext {
     const client = new ClientConn(socket, this, handle);
     this.clients.add(client);
     this.pooler.clients.add(client);
+    clientOpened();
     if (this.config.settings.log_connections) {
       this.log.info({ client: client.id, addr: client.remoteAddress }, 'client connected');
     }
@@ -337,7 +339,7 @@ export class Sluice implements ClientContext {
   }
 
   forget(client: ClientConn, reason: string, isError: boolean): void {
-    this.clients.delete(client);
+    if (this.clients.delete(client)) clientClosed();
     this.admin?.forget(client);
     this.pooler.clients.delete(client);
     if (client.cancelPid) this.cancelKeys.delete(client.cancelPid);
