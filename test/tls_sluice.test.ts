@@ -9,7 +9,10 @@ import { startSluice, type TestSluice } from './harness/sluice.js';
 import { run } from './harness/processes.js';
 import { generateCerts, installServerCert, type TestCerts } from './harness/certs.js';
 import { readMessages } from './harness/wire.js';
-import { startupMessage } from '../src/protocol/messages.js';
+import { sslRequest, startupMessage } from '../src/protocol/messages.js';
+import net from 'node:net';
+import { once } from 'node:events';
+import { waitFor } from './harness/wait.js';
 
 let server: TestPostgres;
 let certs: TestCerts;
@@ -146,4 +149,32 @@ test('RELOAD re-reads the client TLS certificate files', async () => {
     assert.notEqual((await verify(certs.caCert)).code, 0);
   });
   second.cleanup();
+});
+
+test('a RELOAD that turns client TLS on: a client accepted before it (no net.Socket) is answered N and, under require, refused; new clients get TLS', async () => {
+  const { buildConfig } = await import('../src/config/index.js');
+  const settings = { listen_addr: '127.0.0.1', listen_port: 0, unix_socket_dir: '', auth_type: 'trust', pool_mode: 'transaction', admin_users: 'postgres' };
+  const databases = { '*': `host=127.0.0.1 port=${server.port}` };
+  await withSluice({}, async (s) => {
+    const early = net.connect(s.port, '127.0.0.1');
+    await once(early, 'connect');
+    const messages = readMessages(early, { rawFirstByte: true });
+    await waitFor(() => s.app.clients.size === 1, 'Sluice to accept the early client');
+    assert.equal([...s.app.clients][0].socket, null, 'accepted while TLS was off: a bare handle, which cannot be upgraded');
+
+    s.app.reload(buildConfig({ settings: { ...settings, ...clientTlsSettings('require') }, databases }));
+
+    early.write(sslRequest());
+    const answer = await messages.until(() => true);
+    assert.equal(answer.type, 'N', 'the early client cannot be upgraded, so it is told N');
+    early.write(startupMessage({ user: 'postgres', database: 'postgres' }));
+    const refusal = await messages.until((m) => m.type === 'E');
+    assert.equal(refusal.fields?.get('C'), '28000');
+    assert.match(refusal.fields?.get('M') ?? '', /SSL required/);
+    await messages.closed;
+
+    const r = await run('psql', [`host=localhost port=${s.port} user=postgres dbname=postgres sslmode=verify-full sslrootcert=${certs.caCert}`, '-XAtc', 'select ssl from pg_stat_ssl where pid = pg_backend_pid()']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 't', 'a client after the RELOAD gets TLS');
+  });
 });
