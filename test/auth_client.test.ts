@@ -190,3 +190,23 @@ test('protocol errors: wrong message type, bad packets, messages after the end',
   e.start();
   assert.match((e.onMessage(0x70, Buffer.from('SCRAM-SHA-1\0\0\0\0\0')).result as { message: string }).message, /mechanism/);
 });
+
+test('ClientAuth.result and ServerLogin.done are plain data properties, set as the exchange goes', () => {
+  // A getter that is a new closure per object made V8 keep every login (and the
+  // client connection it reaches) through young-generation collections: under
+  // connection churn each connection was promoted to the old generation.
+  const auth = createClientAuth({ method: 'trust', user: 'u', secret: undefined, requireKnownUser: false });
+  const before = Object.getOwnPropertyDescriptor(auth, 'result');
+  assert.ok(before && 'value' in before && before.get === undefined, 'result is a data property');
+  assert.equal(auth.result, undefined);
+  auth.start();
+  assert.deepEqual(auth.result, { ok: true });
+
+  const login = createServerLogin({ user: 'u', password: 'p' });
+  const done = Object.getOwnPropertyDescriptor(login, 'done');
+  assert.ok(done && 'value' in done && done.get === undefined, 'done is a data property');
+  assert.equal(login.done, false);
+  const ok = Buffer.alloc(4); // AuthenticationOk: code 0
+  assert.deepEqual(login.onAuthRequest(ok), { done: true });
+  assert.equal(login.done, true);
+});

@@ -69,7 +69,6 @@ export function createServerLogin(options: ServerLoginOptions): ServerLogin {
   let clientNonce = '';
   let clientFirstBare = '';
   let expectedServerSignature: Buffer | undefined;
-  let done = false;
 
   const error = (msg: string): ServerLoginStep => {
     state = 'failed';
@@ -129,10 +128,9 @@ export function createServerLogin(options: ServerLoginOptions): ServerLogin {
     return {};
   }
 
-  return {
-    get done() {
-      return done;
-    },
+  // A plain property, not a getter: see the note on ClientAuth.result in client_auth.ts.
+  const login: { done: boolean } & Omit<ServerLogin, 'done'> = {
+    done: false,
     onAuthRequest(body: Buffer): ServerLoginStep {
       if (state === 'failed' || state === 'done') return error('authentication request after login finished');
       if (body.length < 4) return error('malformed authentication request');
@@ -143,7 +141,7 @@ export function createServerLogin(options: ServerLoginOptions): ServerLogin {
           // A server that skips SCRAM's final step has not proved it knows the secret.
           if (state === 'sasl-first-sent' || state === 'sasl-final-sent') return error('server ended SCRAM authentication early');
           state = 'done';
-          done = true;
+          login.done = true;
           return { done: true };
         case AUTH_CLEARTEXT:
           if (state !== 'start') return error('unexpected AuthenticationCleartextPassword');
@@ -167,4 +165,5 @@ export function createServerLogin(options: ServerLoginOptions): ServerLogin {
       }
     },
   };
+  return login;
 }
