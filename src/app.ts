@@ -15,6 +15,7 @@ import { sendCancel } from './client/cancel.js';
 import { serverAuthFactory, PassthroughKeys } from './pool/server_auth.js';
 import { authenticateClient, closeLookupPools } from './client/authenticate.js';
 import { acceptBareHandles } from './net/listener.js';
+import { ClientSlots } from './pool/client_slots.js';
 import { clientClosed, clientOpened } from './memory.js';
 import type { AcceptedHandle } from './net/wire.js';
 import { clientTlsOptions, upgradeClientSocket, serverTlsConnectOptions, serverTlsPlan, verifiedClientCommonName, type ClientTlsOptions } from './auth/tls.js';
@@ -42,9 +43,10 @@ export type ShutdownMode = 'immediate' | 'wait-for-clients' | 'wait-for-servers'
 
 export class Sluice implements ClientContext {
   readonly pooler: Pooler;
-  readonly clients = new Set<ClientConn>();
+  readonly clients = new ClientSlots<ClientConn>();
   readonly log: Logger;
-  private readonly cancelKeys = new Map<number, ClientConn>();
+  /** Cancel key pid → the client's slot (numbers, not clients: see src/pool/client_slots.ts). */
+  private readonly cancelSlots = new Map<number, number>();
   private readonly clientsPerDb = new Map<string, number>();
   private readonly clientsPerUser = new Map<string, number>();
   private readonly servers: net.Server[] = [];
@@ -70,6 +72,7 @@ export class Sluice implements ClientContext {
     this.options = options;
     this.log = options.logger ?? silentLogger;
     this.pooler = new Pooler(config, this.log, serverAuthFactory(() => this.config, this.passthrough), (db) => this.serverTls(db));
+    this.pooler.clients = this.clients;
     this.clientTls = this.buildClientTls(config);
   }
 
@@ -150,7 +153,6 @@ export class Sluice implements ClientContext {
     }
     const client = new ClientConn(socket, this, handle);
     this.clients.add(client);
-    this.pooler.clients.add(client);
     clientOpened();
     if (this.config.settings.log_connections) {
       this.log.info({ client: client.id, addr: client.remoteAddress }, 'client connected');
@@ -291,17 +293,18 @@ export class Sluice implements ClientContext {
   registerCancel(client: ClientConn): number {
     for (;;) {
       const pid = randomInt(1, 0x7fffffff);
-      if (!this.cancelKeys.has(pid)) {
-        this.cancelKeys.set(pid, client);
+      if (!this.cancelSlots.has(pid)) {
+        this.cancelSlots.set(pid, client.slot);
         return pid;
       }
     }
   }
 
   cancel(pid: number, key: Buffer): void {
-    const target = this.cancelKeys.get(pid);
+    const slot = this.cancelSlots.get(pid);
+    const target = slot === undefined ? undefined : this.clients.at(slot);
     // A cancel for an unknown client, a wrong key, or a client holding no server does nothing.
-    if (!target || !target.matchesCancelKey(key)) return;
+    if (!target || target.cancelPid !== pid || !target.matchesCancelKey(key)) return;
     const server = target.linkedServer;
     if (server) this.forwardCancel(server);
   }
@@ -339,10 +342,9 @@ export class Sluice implements ClientContext {
   }
 
   forget(client: ClientConn, reason: string, isError: boolean): void {
+    if (client.cancelPid) this.cancelSlots.delete(client.cancelPid);
     if (this.clients.delete(client)) clientClosed();
     this.admin?.forget(client);
-    this.pooler.clients.delete(client);
-    if (client.cancelPid) this.cancelKeys.delete(client.cancelPid);
     if (admitted.delete(client)) {
       this.clientsPerDb.set(client.database, (this.clientsPerDb.get(client.database) ?? 1) - 1);
       this.clientsPerUser.set(client.user, (this.clientsPerUser.get(client.user) ?? 1) - 1);

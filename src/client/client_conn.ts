@@ -25,6 +25,7 @@ import type { Pool, Waiter } from '../pool/pool.js';
 import { PoolError } from '../pool/errors.js';
 import type { LinkedClient, ServerConn } from '../pool/server_conn.js';
 import type { Tickable } from '../pool/pooler.js';
+import type { Slotted } from '../pool/client_slots.js';
 import { ClientParams } from '../session/params.js';
 import { classifySqlBytes, SqlFlag } from '../session/classify.js';
 import {
@@ -74,8 +75,10 @@ function destroyWire(wire: Wire): void {
   wire.destroy();
 }
 
-export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, TrackerSink, WireSink {
+export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, TrackerSink, WireSink, Slotted {
   readonly id = nextClientId++;
+  /** Index in the pooler's client registry (src/pool/client_slots.ts); -1 when not registered. */
+  slot = -1;
   state: ClientState = 'startup';
   readonly connectedAt = Date.now();
   /** Last time the client sent something or a query finished (ms). */

@@ -21,7 +21,8 @@ export type ServerTlsFactory = (db: DatabaseEntry) => ServerTarget['tls'];
 
 export class Pooler implements PoolHost {
   readonly pools = new Map<string, Pool>();
-  readonly clients = new Set<Tickable>();
+  /** The clients to tick (the owner's registry; see src/pool/client_slots.ts). */
+  clients: Iterable<Tickable> = [];
   private readonly serversPerDb = new Map<string, number>();
   private readonly serversPerUser = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
