@@ -31,7 +31,7 @@ export function clientClosed(): void {
   if (capped && connected <= YOUNG_GENERATION_CAP_ABOVE / 2) setCapped(false);
 }
 
-/** Whether young-generation growth is stopped now (for tests and SHOW MEM-like views). */
+/** Whether young-generation growth is stopped now (for tests). */
 export function youngGenerationCapped(): boolean {
   return capped;
 }
