@@ -11,6 +11,8 @@ import { waitFor } from './fixtures/kit/helpers.js';
 import { startSluice } from './harness/sluice.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** The compiled examples, beside dist (the examples find their files at ../../../examples from there). */
+const built = path.join(root, '.examples-build');
 let pgsrv: TestPostgres;
 let admin: pg.Client;
 let dbs = 0;
@@ -22,7 +24,9 @@ before(async () => {
     timeoutMs: 120_000,
   });
   assert.equal(gen.code, 0, `prisma generate failed:\n${gen.stdout}\n${gen.stderr}`);
-  const tsc = await run(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', path.join(root, 'examples/tsconfig.json')], { timeoutMs: 180_000 });
+  // Into a directory of its own: compiling the examples also emits the src files they import, and
+  // rewriting dist/src while other test files' processes load it failed them at random.
+  const tsc = await run(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', path.join(root, 'examples/tsconfig.json'), '--outDir', built], { timeoutMs: 180_000 });
   assert.equal(tsc.code, 0, `examples do not compile:\n${tsc.stdout}\n${tsc.stderr}`);
   pgsrv = await startPostgres();
   admin = new pg.Client({ connectionString: pgsrv.url() });
@@ -42,7 +46,7 @@ async function freshDb(): Promise<string> {
 
 async function runExample(rel: string): Promise<{ notes: string[]; stats: { acquired: number } }> {
   const url = await freshDb();
-  const r = await run(process.execPath, [path.join(root, 'dist/examples', rel)], { env: { DATABASE_URL: url, SLUICE_LOG_LEVEL: 'warn' }, timeoutMs: 60_000 });
+  const r = await run(process.execPath, [path.join(built, 'examples', rel)], { env: { DATABASE_URL: url, SLUICE_LOG_LEVEL: 'warn' }, timeoutMs: 60_000 });
   assert.equal(r.code, 0, `${rel} failed:\n${r.stdout}\n${r.stderr}`);
   const line = r.stdout.split('\n').find((l) => l.startsWith('{"notes"'));
   assert.ok(line, `no result line in:\n${r.stdout}`);
@@ -69,7 +73,7 @@ test('prisma example: Prisma 7 + adapter-pg sharing the kit pool', async () => {
 
 test('http service example: health endpoints, a query route, and a clean exit on SIGTERM', async () => {
   const url = await freshDb();
-  const child = spawn(process.execPath, [path.join(root, 'dist/examples/http-service/server.js')], {
+  const child = spawn(process.execPath, [path.join(built, 'examples/http-service/server.js')], {
     env: { ...process.env, DATABASE_URL: url, PORT: '0', SLUICE_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -116,7 +120,7 @@ test('Prisma 7 over @prisma/adapter-pg through Sluice transaction mode: 50 concu
   const dbname = new URL(url).pathname.slice(1);
   const sluice = await startSluice({ pg: pgsrv, settings: { pool_mode: 'transaction', default_pool_size: 2, max_client_conn: 200 } });
   try {
-    const r = await run(process.execPath, [path.join(root, 'dist/examples/prisma/concurrent.js')], {
+    const r = await run(process.execPath, [path.join(built, 'examples/prisma/concurrent.js')], {
       env: { DATABASE_URL: sluice.url(dbname), SLUICE_LOG_LEVEL: 'warn', CLIENTS: '50' },
       timeoutMs: 120_000,
     });
