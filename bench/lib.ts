@@ -46,18 +46,24 @@ const CLK_TCK = (() => {
   return Number.isFinite(n) && n > 0 ? n : 100;
 })();
 
-/** utime + stime of a process in seconds, from /proc/<pid>/stat; null if it is gone. */
-export function cpuSeconds(pid: number | undefined): number | null {
+/** User and system CPU time of a process in seconds, from /proc/<pid>/stat; null if it is gone. */
+export function cpuTimes(pid: number | undefined): { user: number; system: number } | null {
   if (!pid) return null;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name may contain spaces and parentheses: split after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+    return { user: Number(fields[11]) / CLK_TCK, system: Number(fields[12]) / CLK_TCK };
   } catch {
     return null;
   }
+}
+
+/** utime + stime of a process in seconds; null if it is gone. */
+export function cpuSeconds(pid: number | undefined): number | null {
+  const t = cpuTimes(pid);
+  return t && t.user + t.system;
 }
 
 /** VmRSS of a process in kB; null if it is gone. */

@@ -108,6 +108,9 @@ markers are rewritten by the benchmark; everything else is kept.
 <!-- bench:latency -->
 <!-- /bench:latency -->
 
+<!-- bench:floor -->
+<!-- /bench:floor -->
+
 ## Performance work
 
 What each change bought, in figures (CPU µs per transaction and tps,
@@ -118,7 +121,7 @@ transaction mode, select-only, from \`npm run bench -- --only select-only --mode
 `;
 
 /** Replaces one marked section of BENCHMARKS.md, creating the file from the template if needed. */
-export function writeMarkdownSection(section: 'matrix' | 'idle' | 'latency', body: string): void {
+export function writeMarkdownSection(section: 'matrix' | 'idle' | 'latency' | 'floor', body: string): void {
   let text = existsSync(BENCHMARKS_MD) ? readFileSync(BENCHMARKS_MD, 'utf8') : TEMPLATE;
   const open = `<!-- bench:${section} -->`;
   const close = `<!-- /bench:${section} -->`;

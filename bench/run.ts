@@ -9,6 +9,7 @@ import { buildMatrix, renderMatrix, runMatrix, summariseCells, type CellSummary,
 import type { Protocol, Workload } from './pgbench.js';
 import { idleLimitReason, runIdle, type IdleResult } from './idle.js';
 import { runLatency, type LatencySummary } from './latency.js';
+import { runFloor, type FloorSummary } from './floor.js';
 import { commandLine, describeMachine, fmt, machineLines, markdownTable, RESULTS_DIR, writeMarkdownSection, type Machine } from './report.js';
 import { PGBOUNCER_MISSING, Pooler, SLUICE_MAIN, initPgbench, pgbouncerPath, startCluster, type PoolMode, type PoolerKind, type ClusterSetup } from './targets.js';
 
@@ -22,6 +23,9 @@ table to BENCHMARKS.md (full runs only, unless --md).
   --quick                 short run: -T 2, 1 repetition, scale 1, no 1000-client cells
   --idle                  idle scale instead: 10,000 idle clients (and 50,000 if the fd limit allows)
   --latency               latency instead: 1 client, 10,000 SELECT 1, -M extended
+  --floor                 the Node.js floor instead: login-only churn and select-only through
+                          PgBouncer, Sluice and a minimal Node.js server, CPU split into user
+                          and system time
   --only LIST             workloads: select-only,tpcb,churn
   --mode LIST             pool modes: transaction,session
   --clients LIST          client counts, e.g. 50,200 (taken literally)
@@ -60,6 +64,7 @@ const { values: flags } = parseArgs({
     quick: { type: 'boolean' },
     idle: { type: 'boolean' },
     latency: { type: 'boolean' },
+    floor: { type: 'boolean' },
     only: { type: 'string' },
     mode: { type: 'string' },
     clients: { type: 'string' },
@@ -146,6 +151,18 @@ async function startPooler(kind: PoolerKind, mode: PoolMode, pgPort: number, poo
     log(msg);
     return null;
   }
+}
+
+/** PgBouncer (when installed) and Sluice in transaction mode, for the single-mode runs. */
+async function startTransactionPoolers(pgPort: number, poolSize: number, pgbouncer: string | null, notes: string[]): Promise<Pooler[]> {
+  if (!pgbouncer) notes.push(PGBOUNCER_MISSING);
+  const poolers: Pooler[] = [];
+  for (const kind of ['pgbouncer', 'sluice'] as const) {
+    if (kind === 'pgbouncer' && !pgbouncer) continue;
+    const p = await startPooler(kind, 'transaction', pgPort, poolSize, notes);
+    if (p) poolers.push(p);
+  }
+  return poolers;
 }
 
 async function matrixMain(): Promise<void> {
@@ -368,15 +385,8 @@ async function latencyMain(): Promise<void> {
   const { psql } = await import('./targets.js');
   await psql(s.cluster.port, 'postgres', 'CREATE DATABASE bench');
   const notes: string[] = [];
-  if (!pgbouncer) notes.push(PGBOUNCER_MISSING);
-  const poolers: Pooler[] = [];
-  for (const kind of ['pgbouncer', 'sluice'] as const) {
-    if (kind === 'pgbouncer' && !pgbouncer) continue;
-    const p = await startPooler(kind, 'transaction', s.cluster.port, poolSize, notes);
-    if (p) poolers.push(p);
-  }
+  const poolers = await startTransactionPoolers(s.cluster.port, poolSize, pgbouncer, notes);
   const { runs, summary } = await runLatency({ pgPort: s.cluster.port, poolers, reps, transactions, workDir, log });
-  const command = commandLine(argv);
   const us = (v: number | undefined) => (v === undefined ? '–' : `${v.toFixed(0)} µs`);
   const name = (t: TargetName) => (t === 'direct' ? 'direct' : t === 'sluice' ? 'Sluice' : 'PgBouncer');
   const table = markdownTable(
@@ -394,32 +404,90 @@ async function latencyMain(): Promise<void> {
     [false, true, true, true, true, true, true, false],
   );
   const how = `pgbench -n -c 1 -j 1 -t ${transactions} -M extended -f select1.sql (SELECT 1) with per-transaction logs, after 1,000 unrecorded warm-up transactions per target; ${reps} run(s) per target, interleaved, medians; transaction mode; latency resolution 1 µs`;
+  publish({
+    kind: 'latency',
+    machine,
+    title: 'Latency overhead',
+    heading: 'Added latency',
+    how,
+    after: '"added" = target − direct. PostgreSQL fsync=off.',
+    table,
+    notes,
+    data: { summary, runs },
+  });
+}
+
+async function floorMain(): Promise<void> {
+  const quick = !!flags.quick;
+  const reps = positiveInt(flags.reps, quick ? 1 : 3, '--reps');
+  const duration = positiveInt(flags.duration, quick ? 2 : 5, '--duration');
+  const poolSize = positiveInt(flags['pool-size'], 20, '--pool-size');
+  // The proxy's connections and the servers both poolers hold.
+  const { setup: s, machine, pgbouncer } = await setup(3 * poolSize + 50);
+  await initPgbench(s.cluster.port, 1);
+  const notes: string[] = [];
+  const poolers = await startTransactionPoolers(s.cluster.port, poolSize, pgbouncer, notes);
+  const { runs, summary } = await runFloor({ pgPort: s.cluster.port, poolers, reps, duration, poolSize, workDir, log });
+  const name = (t: FloorSummary['target']) => (t === 'node-floor' ? 'Node.js floor' : t === 'sluice' ? 'Sluice' : 'PgBouncer');
+  const table = markdownTable(
+    ['workload', 'target', 'tps', 'user µs/tx', 'system µs/tx', 'result'],
+    summary.map((r) => [
+      r.workload,
+      name(r.target),
+      r.tps === undefined ? '–' : r.tps.toFixed(0),
+      fmt.us(r.userUsPerTx),
+      fmt.us(r.systemUsPerTx),
+      r.ok ? 'ok' : `FAIL: ${r.error}`,
+    ]),
+    [false, false, true, true, true, false],
+  );
+  const how =
+    `pgbench -n -j 2 -T ${duration}, after one unrecorded 2 s run per target; ${reps} run(s) per target, interleaved, medians; ` +
+    'login-churn = -C -c 50 with a script of only \\set (connect, log in, Terminate); ' +
+    `select-only = -S -c ${poolSize}, as many clients as the pool has servers; PgBouncer and Sluice in transaction mode with default_pool_size=${poolSize}; ` +
+    'the Node.js floor is bench/floor_server.ts on raw libuv handles: canned login replies for login-churn, ' +
+    'a byte forwarder with one PostgreSQL connection per client for select-only; user and system time of the whole process from /proc/<pid>/stat';
+  publish({ kind: 'floor', machine, title: 'Node.js floor', heading: 'Against the Node.js floor', how, table, notes, data: { summary, runs } });
+}
+
+/** Prints a run's table, writes its JSON, and (full runs, or --md) its BENCHMARKS.md section. */
+function publish(r: {
+  kind: 'latency' | 'floor';
+  machine: Machine;
+  title: string;
+  heading: string;
+  how: string;
+  after?: string;
+  table: string;
+  notes: string[];
+  data: object;
+}): void {
+  const command = commandLine(argv);
   out('');
-  out(`Latency overhead — ${dateText} — ${command}`);
-  for (const l of machineLines(machine)) out(l);
-  out(`- ${how}`);
+  out(`${r.title} — ${dateText} — ${command}`);
+  for (const l of machineLines(r.machine)) out(l);
+  out(`- ${r.how}`);
   out('');
-  out(table);
-  if (notes.length) out('\nNotes:\n' + notes.map((x) => `- ${x}`).join('\n'));
-  const file = writeJson('latency', { kind: 'latency', date: now.toISOString(), command, machine, how, summary, runs, notes });
+  out(r.table);
+  if (r.notes.length) out('\nNotes:\n' + r.notes.map((x) => `- ${x}`).join('\n'));
+  const file = writeJson(r.kind, { kind: r.kind, date: now.toISOString(), command, machine: r.machine, how: r.how, ...r.data, notes: r.notes });
   out(`\nJSON: ${path.relative(process.cwd(), file)}`);
-  const writeMd = flags['no-md'] ? false : (flags.md ?? !quick);
-  if (writeMd) {
-    writeMarkdownSection(
-      'latency',
-      [
-        '## Added latency',
-        '',
-        `Measured ${dateText} with \`${command}\`: ${how}. "added" = target − direct. PostgreSQL fsync=off.`,
-        '',
-        ...machineLines(machine),
-        '',
-        table,
-        ...(notes.length ? ['', ...notes.map((x) => `- ${x}`)] : []),
-      ].join('\n'),
-    );
-    out('BENCHMARKS.md updated');
-  }
+  const writeMd = flags['no-md'] ? false : (flags.md ?? !flags.quick);
+  if (!writeMd) return;
+  writeMarkdownSection(
+    r.kind,
+    [
+      `## ${r.heading}`,
+      '',
+      `Measured ${dateText} with \`${command}\`: ${r.how}.${r.after ? ' ' + r.after : ''}`,
+      '',
+      ...machineLines(r.machine),
+      '',
+      r.table,
+      ...(r.notes.length ? ['', ...r.notes.map((x) => `- ${x}`)] : []),
+    ].join('\n'),
+  );
+  out('BENCHMARKS.md updated');
 }
 
 async function main(): Promise<number> {
@@ -427,7 +495,9 @@ async function main(): Promise<number> {
     out(HELP);
     return 0;
   }
-  if (flags.idle || flags.latency) {
+  if (flags.floor) {
+    await floorMain();
+  } else if (flags.idle || flags.latency) {
     if (flags.idle) {
       await idleMain();
       await cleanup();
