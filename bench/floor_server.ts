@@ -2,7 +2,7 @@
 // round trip, to measure Sluice and PgBouncer against (`npm run bench -- --floor`).
 // Not a pooler and not for use: no framing, no auth, no limits.
 //
-//   node floor_server.js login PORT         answers SSLRequest with 'N' and any
+//   node floor_server.js login PORT         answers SSL/GSSENC requests with 'N' and any
 //                                           StartupMessage with canned
 //                                           AuthenticationOk … ReadyForQuery;
 //                                           closes on Terminate
@@ -73,8 +73,8 @@ const WELCOME = Buffer.concat([
   message('K', keyData),
   message('Z', Buffer.from('I')),
 ]);
-const NO_SSL = Buffer.from('N');
-const SSL_REQUEST = 80877103;
+const NO_ENCRYPTION = Buffer.from('N');
+const ENCRYPTION_REQUEST = 1234;
 
 function onLoginConnection(ch: Handle): void {
   ch.setNoDelay(true);
@@ -87,7 +87,8 @@ function onLoginConnection(ch: Handle): void {
       if (shared[0] === 0x58 /* Terminate */) ch.close();
       return;
     }
-    if (n >= 8 && shared.readInt32BE(4) === SSL_REQUEST) return write(ch, NO_SSL);
+    // SSLRequest or GSSENCRequest (code 1234.xxxx in an 8-byte packet): refuse, as both poolers do here.
+    if (n === 8 && shared.readInt16BE(4) === ENCRYPTION_REQUEST) return write(ch, NO_ENCRYPTION);
     loggedIn = true;
     write(ch, WELCOME);
   };
