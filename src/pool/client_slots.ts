@@ -46,7 +46,8 @@ export class ClientSlots<T extends Slotted> implements Iterable<T> {
   }
 
   *[Symbol.iterator](): Iterator<T> {
-    // Items added or removed during the walk may or may not be visited, as with a Set.
+    // Removing during the walk is safe, as with a Set. Unlike a Set, an item added during the
+    // walk is visited only if it lands in a later slot; no caller adds while walking.
     for (let i = 0; i < this.slots.length; i++) {
       const item = this.slots[i];
       if (item !== undefined) yield item;
