@@ -1,5 +1,4 @@
 // A running Sluice: listeners, the pooler, client registries and limits.
-import { randomInt } from 'node:crypto';
 import { existsSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -12,8 +11,9 @@ import type { ServerConn } from './pool/server_conn.js';
 import { ClientConn } from './client/client_conn.js';
 import type { ClientContext } from './client/context.js';
 import { sendCancel } from './client/cancel.js';
+import { randomPid } from './client/random_pool.js';
 import { serverAuthFactory, PassthroughKeys } from './pool/server_auth.js';
-import { authenticateClient, closeLookupPools } from './client/authenticate.js';
+import { authenticateClient, closeLookupPools, type AuthEnvironment } from './client/authenticate.js';
 import { acceptBareHandles } from './net/listener.js';
 import { ClientSlots } from './pool/client_slots.js';
 import { clientClosed, clientOpened } from './memory.js';
@@ -182,19 +182,22 @@ export class Sluice implements ClientContext {
     }
     this.clientsPerDb.set(client.database, perDb + 1);
     this.clientsPerUser.set(client.user, perUser + 1);
-    admitted.add(client);
+    client.admitted = true;
     return null;
   }
+
+  /** What the auth layer may see of Sluice: made once, not per login. */
+  private readonly authEnvironment: AuthEnvironment = {
+    config: () => this.config,
+    findDatabase: (name) => this.findDatabase(name),
+    onScramKeys: (user, keys) => this.passthrough.remember(user, keys),
+    onLookedUpSecret: (user, secret) => this.passthrough.rememberSecret(user, secret),
+  };
 
   authenticate(client: ClientConn, done: (err: ErrorFields | null) => void): void {
     const admin = this.isAdminDatabase(client.database);
     authenticateClient(
-      {
-        config: () => this.config,
-        findDatabase: (name) => this.findDatabase(name),
-        onScramKeys: (user, keys) => this.passthrough.remember(user, keys),
-        onLookedUpSecret: (user, secret) => this.passthrough.rememberSecret(user, secret),
-      },
+      this.authEnvironment,
       client,
       (err) => {
         if (err || !admin) return done(err);
@@ -292,7 +295,7 @@ export class Sluice implements ClientContext {
 
   registerCancel(client: ClientConn): number {
     for (;;) {
-      const pid = randomInt(1, 0x7fffffff);
+      const pid = randomPid();
       if (!this.cancelSlots.has(pid)) {
         this.cancelSlots.set(pid, client.slot);
         return pid;
@@ -345,7 +348,8 @@ export class Sluice implements ClientContext {
     if (client.cancelPid) this.cancelSlots.delete(client.cancelPid);
     if (this.clients.delete(client)) clientClosed();
     this.admin?.forget(client);
-    if (admitted.delete(client)) {
+    if (client.admitted) {
+      client.admitted = false;
       this.clientsPerDb.set(client.database, (this.clientsPerDb.get(client.database) ?? 1) - 1);
       this.clientsPerUser.set(client.user, (this.clientsPerUser.get(client.user) ?? 1) - 1);
     }
@@ -392,5 +396,3 @@ export class Sluice implements ClientContext {
     this.pooler.closeAll('shutdown');
   }
 }
-
-const admitted = new WeakSet<ClientConn>();

@@ -217,6 +217,24 @@ test('destroy() closes at once: the peer sees the connection end, the owner hear
   }
 });
 
+test('after ownerDone() the Wire still writes and closes, but the owner hears nothing more', async () => {
+  const { far, wire, sink, done } = await barePair();
+  try {
+    wire.ownerDone();
+    wire.write(Buffer.from('bye'));
+    const got = collect(far);
+    wire.destroy();
+    await once(far, 'close');
+    assert.equal(got.bytes(), 3, 'bytes the kernel took are still delivered');
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(wire.destroyed, true);
+    assert.equal(sink.closes, 0, 'no close reported to an owner that is done');
+    assert.deepEqual(sink.errors, []);
+  } finally {
+    done();
+  }
+});
+
 test('Sluice with client TLS off: clients have no net.Socket; SHOW CLIENTS shows both addresses; Terminate closes at once', async () => {
   const pgsrv = await startPostgres();
   const sluice = await startSluice({ pg: pgsrv, settings: { pool_mode: 'transaction' } });

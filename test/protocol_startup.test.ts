@@ -254,3 +254,52 @@ test('malformed startup packets are ProtocolErrors with clear messages', () => {
     }
   }
 });
+
+// ---------------------------------------------------------------- remembered strings
+
+function startupParams(...kv: string[]): ReadonlyMap<string, string> {
+  const p = parseStartupPacket(packet(v3(0), pairs(...kv)));
+  assert.equal(p.kind, 'startup');
+  return (p as Extract<StartupPacket, { kind: 'startup' }>).params;
+}
+
+test('names and values seen before come back as the very same strings (one copy shared by every client)', () => {
+  const a = startupParams('user', 'alice', 'database', 'shop', 'application_name', 'web');
+  const b = startupParams('user', 'alice', 'database', 'shop', 'application_name', 'web');
+  for (const key of ['user', 'database', 'application_name']) {
+    assert.equal(a.get(key), b.get(key));
+    assert.ok(Object.is(a.get(key), b.get(key)));
+  }
+  assert.deepEqual([...a.keys()], ['user', 'database', 'application_name']);
+});
+
+test('remembering never confuses strings: same length, one byte apart, multi-byte UTF-8, and long values', () => {
+  startupParams('user', 'bench', 'database', 'bench');
+  const p = startupParams('user', 'bencH', 'database', 'bénch', 'application_name', 'x'.repeat(300));
+  assert.equal(p.get('user'), 'bencH');
+  assert.equal(p.get('database'), 'bénch');
+  assert.equal(p.get('application_name'), 'x'.repeat(300));
+  assert.equal(startupParams('user', 'bench').get('user'), 'bench');
+});
+
+test('two strings whose remembering keys collide each still decode to themselves', () => {
+  // The cache is keyed by FNV-1a of the bytes, cut to 30 bits: find two short names that share a key.
+  const keyOf = (s: string) => {
+    let h = 0x811c9dc5;
+    for (const b of Buffer.from(s)) h = Math.imul(h ^ b, 16777619);
+    return h & 0x3fffffff;
+  };
+  const seen = new Map<number, string>();
+  let pair: [string, string] | null = null;
+  for (let i = 0; !pair; i++) {
+    const name = `u${i.toString(36)}`;
+    const other = seen.get(keyOf(name));
+    if (other !== undefined) pair = [other, name];
+    else seen.set(keyOf(name), name);
+  }
+  const [first, second] = pair;
+  for (let round = 0; round < 2; round++) {
+    assert.equal(startupParams('user', first).get('user'), first);
+    assert.equal(startupParams('user', second).get('user'), second);
+  }
+});

@@ -1,7 +1,7 @@
 // The per-client state machine: startup, authentication, welcome, then the
 // query loop that links the client to a server for a session, a transaction
 // or a statement, and unlinks it only when the server is known clean.
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import type net from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Duplex } from 'node:stream';
@@ -11,13 +11,12 @@ import { StartupReader, NEWEST_MINOR, type StartupPacket } from '../protocol/sta
 import {
   SSL_NO,
   SSL_YES,
-  backendKeyData,
   errorResponse,
   negotiateProtocolVersion,
-  parameterStatus,
   parseErrorBody,
   parseParameterStatus,
   readyForQuery,
+  welcome,
   type ErrorFields,
 } from '../protocol/messages.js';
 import type { DatabaseEntry, PoolMode } from '../config/types.js';
@@ -40,6 +39,8 @@ import {
 import { Pending, ResponseTracker, type TrackerSink } from '../session/tracker.js';
 import { PROBE_SQL, parseProbe, pinReasons, type SessionState } from '../session/state.js';
 import type { ClientContext } from './context.js';
+import { randomKey } from './random_pool.js';
+import { welcomeParameters } from './welcome.js';
 import { Wire, type AcceptedHandle, type WireSink } from '../net/wire.js';
 
 export type ClientState = 'startup' | 'auth' | 'welcome' | 'idle' | 'waiting' | 'linking' | 'active' | 'closed';
@@ -52,25 +53,14 @@ const CLIENT_INSPECT = (() => {
 })();
 
 let nextClientId = 1;
-// Thousands of clients share a handful of user, database and application names: keep one copy of each.
-const interned = new Map<string, string>();
-function intern(s: string): string {
-  const known = interned.get(s);
-  if (known !== undefined) return known;
-  if (interned.size >= 4096) interned.clear();
-  interned.set(s, s);
-  return s;
-}
 // Shared initial values; openBatch() replaces the batch arrays before anything is pushed (frozen to fail loudly otherwise).
 const NO_PINS: readonly string[] = Object.freeze([]);
+const NO_PARAMS = new ClientParams();
+const NO_KEY = Buffer.alloc(0);
 const NO_BATCH = Object.freeze([]) as unknown as Array<[Buffer, Pending]>;
 const NO_STATEMENTS = Object.freeze([]) as unknown as Statement[];
 
 const TERMINATED = 'client sent Terminate';
-const READY_IDLE = readyForQuery('I');
-/** Welcome ParameterStatus bytes per pool parameter set (the pool's, fixed once known), per distinct client startup parameters. */
-const welcomeCache = new WeakMap<ReadonlyMap<string, string>, Map<string, Buffer>>();
-const WELCOME_CACHE_MAX = 64;
 function destroyWire(wire: Wire): void {
   wire.destroy();
 }
@@ -82,7 +72,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   state: ClientState = 'startup';
   readonly connectedAt = Date.now();
   /** Last time the client sent something or a query finished (ms). */
-  lastActivity = Date.now();
+  lastActivity = this.connectedAt;
   waitStart = 0;
   user = '';
   database = '';
@@ -91,10 +81,11 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   pool: Pool | null = null;
   db: DatabaseEntry | null = null;
   server: ServerConn | null = null;
-  params = new ClientParams();
+  /** Set at startup; until then a shared empty set that nothing writes to. */
+  params = NO_PARAMS;
   /** Our own cancel key for this client. */
   cancelPid = 0;
-  cancelKey: Buffer = Buffer.alloc(0);
+  cancelKey: Buffer = NO_KEY;
   tls = false;
   /** The verified client certificate's CN (auth_type cert). */
   certCommonName: string | undefined;
@@ -106,6 +97,8 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   /** The peer's address, asked of the kernel at first use (hba, logs, SHOW CLIENTS), not at accept. */
   private peer: { address: string; port: number } | null = null;
   closeReason = '';
+  /** Counted in the per-database and per-user client limits (the context's admit and forget keep this). */
+  admitted = false;
 
   private startupReader: StartupReader | null = new StartupReader();
   /** Made at the first regular message: most clients of a busy pooler sit idle after login. */
@@ -328,9 +321,10 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     if (p.minor > NEWEST_MINOR || p.protocolOptions.length > 0) {
       this.wire.write(negotiateProtocolVersion(this.protocolMinor, p.protocolOptions));
     }
-    this.user = intern(p.params.get('user') ?? '');
-    this.database = intern(p.params.get('database') || this.user);
-    this.appName = intern(p.params.get('application_name') ?? '');
+    // Interned by the startup parser: thousands of clients share one copy of each name.
+    this.user = p.params.get('user') ?? '';
+    this.database = p.params.get('database') || this.user;
+    this.appName = p.params.get('application_name') ?? '';
     const parsed = ClientParams.fromStartup(p.params, this.ctx.settings().ignore_startup_parameters);
     if (typeof parsed === 'string') {
       this.fatal({ code: '08P01', message: parsed });
@@ -388,35 +382,8 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     this.cancelKey = randomKey(this.protocolMinor >= 2 ? 32 : 4);
     this.state = 'idle';
     this.lastActivity = Date.now();
-    this.wire.write(Buffer.concat([this.reportedParameters(pool.params), backendKeyData(this.cancelPid, this.cancelKey), READY_IDLE]));
+    this.wire.write(welcome(welcomeParameters(pool.params, this.params, this.appName), this.cancelPid, this.cancelKey));
     this.wire.accelerate();
-  }
-
-  /**
-   * The ParameterStatus messages of the welcome: the pool's reported values,
-   * overridden by what this client asked for. Clients of one application send
-   * the same startup parameters, so the bytes are built once per distinct set.
-   */
-  private reportedParameters(poolParams: ReadonlyMap<string, string> | null): Buffer {
-    let byClient = poolParams ? welcomeCache.get(poolParams) : undefined;
-    const key = `${this.params.signature()}\0${this.appName}`;
-    const hit = byClient?.get(key);
-    if (hit) return hit;
-    const out: Buffer[] = [];
-    let hasAppName = false;
-    for (const [name, value] of poolParams ?? []) {
-      if (name.toLowerCase() === 'application_name') hasAppName = true;
-      out.push(parameterStatus(name, this.params.get(name) ?? value));
-    }
-    if (!hasAppName && this.appName) out.push(parameterStatus('application_name', this.appName));
-    const bytes = Buffer.concat(out);
-    if (poolParams) {
-      if (!byClient) welcomeCache.set(poolParams, (byClient = new Map()));
-      // Per-host or per-process application names would fill it for good: start over instead.
-      if (byClient.size >= WELCOME_CACHE_MAX) byClient.clear();
-      byClient.set(key, bytes);
-    }
-    return bytes;
   }
 
   /** Constant-time check of a cancel key against ours. */
@@ -1187,6 +1154,8 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     if (server) this.releaseOnClose(server);
     if (this.pool) this.pool.clientCount--;
     this.ctx.forget(this, reason, isError);
+    // Nothing the connection does from here on concerns this client.
+    this.wire.ownerDone();
     if (this.wire.destroyed) return;
     if (reason === TERMINATED && this.wire.pendingBytes === 0) {
       // The client said goodbye and nothing is left to send: close now, as PostgreSQL does.
@@ -1239,22 +1208,6 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       });
     } else afterRollback();
   }
-}
-
-// Cancel keys come from a pool of CSPRNG bytes refilled in bulk: one
-// randomBytes() call per 256 logins instead of one per login.
-let randomPool = Buffer.alloc(0);
-let randomPos = 0;
-function randomKey(n: number): Buffer {
-  if (randomPos + n > randomPool.length) {
-    randomPool = randomBytes(8192);
-    randomPos = 0;
-  }
-  // A view, not a copy: a small copy would pin one of Node's shared 8 KiB
-  // slabs per few clients. The position only moves forward, so no bytes are handed out twice.
-  const key = randomPool.subarray(randomPos, randomPos + n);
-  randomPos += n;
-  return key;
 }
 
 /**

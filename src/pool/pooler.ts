@@ -21,6 +21,8 @@ export type ServerTlsFactory = (db: DatabaseEntry) => ServerTarget['tls'];
 
 export class Pooler implements PoolHost {
   readonly pools = new Map<string, Pool>();
+  /** The same pools by database name, then server user: found at each login without building a key string. */
+  private readonly poolIndex = new Map<string, Map<string, Pool>>();
   /** The clients to tick (the owner's registry; see src/pool/client_slots.ts). */
   clients: Iterable<Tickable> = [];
   private readonly serversPerDb = new Map<string, number>();
@@ -104,14 +106,15 @@ export class Pooler implements PoolHost {
 
   poolFor(db: DatabaseEntry, user: string): Pool {
     const serverUser = db.user || user;
-    const key = `${db.name}\u0000${serverUser}`;
-    let pool = this.pools.get(key);
-    if (!pool) {
-      const target = this.targetFor(db, serverUser, user);
-      pool = new Pool(db, serverUser, target, this.poolSettingsFor(db, user), this);
-      pool.observer = this.poolObserver;
-      this.pools.set(key, pool);
-    }
+    let byUser = this.poolIndex.get(db.name);
+    const known = byUser?.get(serverUser);
+    if (known) return known;
+    const target = this.targetFor(db, serverUser, user);
+    const pool = new Pool(db, serverUser, target, this.poolSettingsFor(db, user), this);
+    pool.observer = this.poolObserver;
+    this.pools.set(`${db.name}\u0000${serverUser}`, pool);
+    if (!byUser) this.poolIndex.set(db.name, (byUser = new Map()));
+    byUser.set(serverUser, pool);
     return pool;
   }
 

@@ -72,6 +72,23 @@ export function backendKeyData(pid: number, key: Buffer): Buffer {
   return message('K', body);
 }
 
+/**
+ * The end of a login in one allocation: the given ParameterStatus bytes,
+ * BackendKeyData and ReadyForQuery (idle).
+ */
+export function welcome(parameterStatuses: Buffer, pid: number, key: Buffer): Buffer {
+  const at = parameterStatuses.length;
+  const out = Buffer.allocUnsafe(at + 9 + key.length + 6);
+  // set() rather than Buffer#copy: one builtin call each, at every login.
+  out.set(parameterStatuses, 0);
+  out[at] = 0x4b; // K
+  out.writeInt32BE(8 + key.length, at + 1);
+  out.writeInt32BE(pid, at + 5);
+  out.set(key, at + 9);
+  out.set(RFQ.I, at + 9 + key.length);
+  return out;
+}
+
 export function negotiateProtocolVersion(newestMinor: number, unsupported: readonly string[]): Buffer {
   const head = Buffer.allocUnsafe(8);
   head.writeInt32BE(newestMinor, 0);

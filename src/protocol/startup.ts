@@ -23,6 +23,8 @@ export type StartupPacket =
       protocolOptions: readonly string[];
     };
 
+const NOTHING = Buffer.alloc(0);
+
 /** Assembles one startup packet; the rest of the chunk is returned untouched. */
 export class StartupReader {
   private buf: Buffer | null = null;
@@ -43,6 +45,8 @@ export class StartupReader {
       return null;
     }
     this.buf = null;
+    // Usually the packet is the whole chunk: no views to make then.
+    if (data.length === length) return { packet: parseStartupPacket(data), rest: NOTHING };
     return { packet: parseStartupPacket(data.subarray(0, length)), rest: data.subarray(length) };
   }
 }
@@ -87,16 +91,46 @@ export function parseStartupPacket(packet: Buffer): StartupPacket {
       if (pos !== length - 1) throw new ProtocolError(ProtocolErrorCode.BadStartup, 'invalid startup packet layout: data after terminator');
       break;
     }
-    const keyEnd = packet.indexOf(0, pos);
-    if (keyEnd < 0 || keyEnd >= length - 1) throw new ProtocolError(ProtocolErrorCode.BadStartup, 'invalid startup packet layout: unterminated name');
-    const valEnd = packet.indexOf(0, keyEnd + 1);
-    if (valEnd < 0) throw new ProtocolError(ProtocolErrorCode.BadStartup, 'invalid startup packet layout: unterminated value');
-    const key = packet.toString('utf8', pos, keyEnd);
-    const value = packet.toString('utf8', keyEnd + 1, valEnd);
+    const key = decodeCString(packet, pos, length);
+    if (key === null || scanEnd >= length - 1) throw new ProtocolError(ProtocolErrorCode.BadStartup, 'invalid startup packet layout: unterminated name');
+    const value = decodeCString(packet, scanEnd + 1, length);
+    if (value === null) throw new ProtocolError(ProtocolErrorCode.BadStartup, 'invalid startup packet layout: unterminated value');
     if (key.startsWith('_pq_.')) protocolOptions.push(key);
     else params.set(key, value);
-    pos = valEnd + 1;
+    pos = scanEnd + 1;
   }
   if (!params.get('user')) throw new ProtocolError(ProtocolErrorCode.BadStartup, 'no PostgreSQL user name specified in startup packet', '28000');
   return { kind: 'startup', major, minor, params, protocolOptions };
+}
+
+// Startup strings (parameter names, user, database and application names)
+// repeat across thousands of logins. Each distinct short byte string is
+// decoded once and the same string handed out afterwards: no UTF-8 decode and
+// no fresh string to hash per key and value, and idle clients share one copy.
+const MAX_REMEMBERED_BYTES = 64;
+const MAX_REMEMBERED = 4096;
+const remembered = new Map<number, { bytes: Buffer; text: string }>();
+/** Where the last decodeCString() found its terminating zero. */
+let scanEnd = 0;
+
+/** The zero-terminated string at `start` (before `limit`), or null when no zero ends it; sets scanEnd. */
+function decodeCString(packet: Buffer, start: number, limit: number): string | null {
+  let hash = 0x811c9dc5; // FNV-1a
+  let end = start;
+  while (end < limit && packet[end] !== 0) hash = Math.imul(hash ^ packet[end++], 16777619);
+  if (end >= limit) return null;
+  scanEnd = end;
+  const n = end - start;
+  if (n > MAX_REMEMBERED_BYTES) return packet.toString('utf8', start, end);
+  const key = hash & 0x3fffffff; // a small integer: a cheap Map key
+  const known = remembered.get(key);
+  if (known !== undefined && known.bytes.length === n) {
+    let i = 0;
+    while (i < n && known.bytes[i] === packet[start + i]) i++;
+    if (i === n) return known.text;
+  }
+  const text = packet.toString('utf8', start, end);
+  if (remembered.size >= MAX_REMEMBERED) remembered.clear();
+  remembered.set(key, { bytes: Buffer.from(packet.subarray(start, end)), text });
+  return text;
 }

@@ -6,15 +6,26 @@ import type { ServerConn } from '../pool/server_conn.js';
 /** Startup keys that are protocol-level, never parameters to replay. */
 const NOT_PARAMETERS = new Set(['user', 'database', 'replication', 'options']);
 
+// ignore_startup_parameters as a lower-case set, made once per config (the list is frozen with it).
+let ignoreList: readonly string[] | null = null;
+let ignoreSet = new Set<string>();
+function ignoredSet(list: readonly string[]): ReadonlySet<string> {
+  if (list !== ignoreList) {
+    ignoreSet = new Set(list.map((s) => s.toLowerCase()));
+    ignoreList = list;
+  }
+  return ignoreSet;
+}
+
 export interface Wanted {
   readonly name: string;
   value: string;
+  /** What the client asked for at startup, if it did: RESET returns here, as it does in PostgreSQL. */
+  initial: string | undefined;
 }
 
 export class ClientParams {
   readonly wanted = new Map<string, Wanted>();
-  /** What the client asked for at startup: RESET returns here, as it does in PostgreSQL. */
-  private readonly startup = new Map<string, string>();
 
   /**
    * Builds the client's wanted parameters from its startup packet. `options`
@@ -24,7 +35,7 @@ export class ClientParams {
    */
   static fromStartup(params: ReadonlyMap<string, string>, ignore: readonly string[]): ClientParams | string {
     const out = new ClientParams();
-    const ignored = new Set(ignore.map((s) => s.toLowerCase()));
+    const ignored = ignoredSet(ignore);
     for (const [name, value] of params) {
       const key = name.toLowerCase();
       if (ignored.has(key)) continue;
@@ -37,7 +48,7 @@ export class ClientParams {
       if (NOT_PARAMETERS.has(key)) continue;
       out.set(name, value);
     }
-    for (const [key, w] of out.wanted) out.startup.set(key, w.value);
+    for (const w of out.wanted.values()) w.initial = w.value;
     return out;
   }
 
@@ -45,18 +56,11 @@ export class ClientParams {
     const key = name.toLowerCase();
     const cur = this.wanted.get(key);
     if (cur) cur.value = value;
-    else this.wanted.set(key, { name, value });
+    else this.wanted.set(key, { name, value, initial: undefined });
   }
 
   get(name: string): string | undefined {
     return this.wanted.get(name.toLowerCase())?.value;
-  }
-
-  /** Equal for two clients that want the same parameters, in the same order. */
-  signature(): string {
-    let s = '';
-    for (const [key, w] of this.wanted) s += `${key}\0${w.value}\0`;
-    return s;
   }
 
   /**
@@ -91,9 +95,8 @@ export class ClientParams {
     for (const [key, w] of [...this.wanted]) {
       if (present.has(key)) continue;
       // RESET (or never SET): back to the startup value when there is one.
-      const initial = this.startup.get(key);
-      if (initial === undefined) this.wanted.delete(key);
-      else w.value = initial;
+      if (w.initial === undefined) this.wanted.delete(key);
+      else w.value = w.initial;
     }
     server.settings.clear();
     for (const [name, value] of settings) {
