@@ -111,6 +111,9 @@ markers are rewritten by the benchmark; everything else is kept.
 <!-- bench:floor -->
 <!-- /bench:floor -->
 
+<!-- bench:instructions -->
+<!-- /bench:instructions -->
+
 ## Performance work
 
 What each change bought, in figures (CPU µs per transaction and tps,
@@ -121,7 +124,7 @@ transaction mode, select-only, from \`npm run bench -- --only select-only --mode
 `;
 
 /** Replaces one marked section of BENCHMARKS.md, creating the file from the template if needed. */
-export function writeMarkdownSection(section: 'matrix' | 'idle' | 'latency' | 'floor', body: string): void {
+export function writeMarkdownSection(section: 'matrix' | 'idle' | 'latency' | 'floor' | 'instructions', body: string): void {
   let text = existsSync(BENCHMARKS_MD) ? readFileSync(BENCHMARKS_MD, 'utf8') : TEMPLATE;
   const open = `<!-- bench:${section} -->`;
   const close = `<!-- /bench:${section} -->`;

@@ -10,6 +10,7 @@ import type { Protocol, Workload } from './pgbench.js';
 import { idleLimitReason, runIdle, type IdleResult } from './idle.js';
 import { runLatency, type LatencySummary } from './latency.js';
 import { runFloor, type FloorSummary } from './floor.js';
+import { runInstructions, valgrindAvailable, VALGRIND_MISSING, type InstructionTarget } from './instructions.js';
 import { commandLine, describeMachine, fmt, machineLines, markdownTable, RESULTS_DIR, writeMarkdownSection, type Machine } from './report.js';
 import { PGBOUNCER_MISSING, Pooler, SLUICE_MAIN, initPgbench, pgbouncerPath, startCluster, type PoolMode, type PoolerKind, type ClusterSetup } from './targets.js';
 
@@ -26,6 +27,9 @@ table to BENCHMARKS.md (full runs only, unless --md).
   --floor                 the Node.js floor instead: login-only churn and select-only through
                           PgBouncer, Sluice and a minimal Node.js server, CPU split into user
                           and system time
+  --instructions          instructions instead: user-space instructions per transaction of
+                          PgBouncer, Sluice and the Node.js floor under valgrind (callgrind),
+                          login-only churn, churn (-C -S) and select-only; steady on a noisy machine
   --only LIST             workloads: select-only,tpcb,churn
   --mode LIST             pool modes: transaction,session
   --clients LIST          client counts, e.g. 50,200 (taken literally)
@@ -65,6 +69,7 @@ const { values: flags } = parseArgs({
     idle: { type: 'boolean' },
     latency: { type: 'boolean' },
     floor: { type: 'boolean' },
+    instructions: { type: 'boolean' },
     only: { type: 'string' },
     mode: { type: 'string' },
     clients: { type: 'string' },
@@ -450,9 +455,36 @@ async function floorMain(): Promise<void> {
   publish({ kind: 'floor', machine, title: 'Node.js floor', heading: 'Against the Node.js floor', how, table, notes, data: { summary, runs } });
 }
 
+async function instructionsMain(): Promise<void> {
+  if (!valgrindAvailable()) throw new Error(VALGRIND_MISSING);
+  const quick = !!flags.quick;
+  // The warm-up must outlast JIT compilation: V8 is still optimizing login code after a few thousand logins.
+  const warmup = quick ? 3000 : 15_000;
+  const measured = quick ? 1000 : 5000;
+  const poolSize = positiveInt(flags['pool-size'], 20, '--pool-size');
+  const { setup: s, machine, pgbouncer } = await setup(3 * poolSize + 50);
+  await initPgbench(s.cluster.port, 1);
+  const notes: string[] = [];
+  if (!pgbouncer) notes.push(PGBOUNCER_MISSING);
+  const targets: InstructionTarget[] = [...(pgbouncer ? (['pgbouncer'] as const) : []), 'sluice', 'node-floor'];
+  const results = await runInstructions({ pgPort: s.cluster.port, targets, poolSize, warmup, measured, sluiceMain, workDir, log });
+  const name = (t: InstructionTarget) => (t === 'node-floor' ? 'Node.js floor' : t === 'sluice' ? 'Sluice' : 'PgBouncer');
+  const table = markdownTable(
+    ['workload', 'target', 'instructions/tx', 'result'],
+    results.map((r) => [r.workload, name(r.target), r.perTransaction === undefined ? '–' : Math.round(r.perTransaction).toLocaleString('en-US'), r.ok ? 'ok' : `FAIL: ${r.error}`]),
+    [false, false, true, false],
+  );
+  const how =
+    `each target under valgrind --tool=callgrind, in a fresh process for each of two pgbench runs (-c 10 -j 2 -t, ${warmup.toLocaleString('en-US')} then ${(warmup + measured).toLocaleString('en-US')} transactions); ` +
+    `instructions/tx = (second total − first total) / ${measured.toLocaleString('en-US')}, user space only (no kernel, no cache misses); ` +
+    'login = -C with a script of only \\set (connect, log in, Terminate); churn = -C -S; select-only = -S; transaction mode, default_pool_size=' +
+    `${poolSize}; the Node.js floor is bench/floor_server.ts (canned logins for login, a byte forwarder for select-only; none for churn, where it would measure PostgreSQL's logins)`;
+  publish({ kind: 'instructions', machine, title: 'Instructions per transaction', heading: 'Instructions per transaction', how, table, notes, data: { results } });
+}
+
 /** Prints a run's table, writes its JSON, and (full runs, or --md) its BENCHMARKS.md section. */
 function publish(r: {
-  kind: 'latency' | 'floor';
+  kind: 'latency' | 'floor' | 'instructions';
   machine: Machine;
   title: string;
   heading: string;
@@ -495,7 +527,9 @@ async function main(): Promise<number> {
     out(HELP);
     return 0;
   }
-  if (flags.floor) {
+  if (flags.instructions) {
+    await instructionsMain();
+  } else if (flags.floor) {
     await floorMain();
   } else if (flags.idle || flags.latency) {
     if (flags.idle) {

@@ -79,6 +79,8 @@ export interface PoolerOptions {
   nodeArgs?: readonly string[];
   /** Another build's dist/src/cli/main.js, to compare two versions of Sluice. */
   sluiceMain?: string;
+  /** A command the pooler runs under, e.g. valgrind: starting and stopping then take much longer. */
+  wrapper?: readonly string[];
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -186,12 +188,12 @@ export class Pooler {
         chmodSync(o.dir, 0o755);
         chownSync(this.logFile, owner.uid, owner.gid);
       }
-      child = spawnTracked('sh', ['-c', `${raise}exec "$0" "$@"`, bin, this.iniFile], {
+      child = spawnTracked('sh', ['-c', `${raise}exec "$0" "$@"`, ...(o.wrapper ?? []), bin, this.iniFile], {
         stdio: ['ignore', fd, fd],
         ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
       });
     } else {
-      child = spawnTracked('sh', ['-c', `${raise}exec "$0" "$@"`, process.execPath, ...(o.nodeArgs ?? []), o.sluiceMain ?? SLUICE_MAIN, this.iniFile], {
+      child = spawnTracked('sh', ['-c', `${raise}exec "$0" "$@"`, ...(o.wrapper ?? []), process.execPath, ...(o.nodeArgs ?? []), o.sluiceMain ?? SLUICE_MAIN, this.iniFile], {
         stdio: ['ignore', fd, fd],
         cwd: o.dir,
         env: { ...process.env, NODE_ENV: 'production' },
@@ -204,7 +206,7 @@ export class Pooler {
     });
     await sleep(50);
     try {
-      await waitForPort(this.port, '127.0.0.1', 20_000, () => !this.alive);
+      await waitForPort(this.port, '127.0.0.1', o.wrapper ? 120_000 : 20_000, () => !this.alive);
       // A real round trip through the pooler, so the pool has a server and the config works.
       await psql(this.port, DB, 'SELECT 1');
     } catch (err) {
@@ -225,6 +227,6 @@ export class Pooler {
     if (!child) return;
     this.child = null;
     // SIGINT: both PgBouncer and Sluice shut down once no server is in use.
-    await stopChild(child, 'SIGINT', 5000);
+    await stopChild(child, 'SIGINT', this.options.wrapper ? 120_000 : 5000);
   }
 }

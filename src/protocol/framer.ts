@@ -122,7 +122,9 @@ export class MessageReader {
   /** Write out the forward run gathered so far; sinks call this before writing their own bytes. */
   flush(): void {
     if (this.runStart >= 0 && this.cur) {
-      const view = this.cur.subarray(this.runStart, this.runEnd);
+      const cur = this.cur;
+      // Often the run is the whole chunk (a complete result): hand it on as is, with no view to make.
+      const view = this.runStart === 0 && this.runEnd === cur.length ? cur : cur.subarray(this.runStart, this.runEnd);
       this.runStart = -1;
       this.sink.onForward(view);
     }

@@ -1,0 +1,141 @@
+// Instructions per transaction (`npm run bench -- --instructions`): each
+// target runs under Valgrind's callgrind, which counts the user-space
+// instructions the process executes. Unlike time, the count barely moves on a
+// busy, shared, 2-core machine, so a change worth a few percent shows in one
+// run. It is not time: cache misses and the kernel's side of each system call
+// are not in it, so read it next to the timed runs, not instead of them.
+//
+// Method: for each target and workload, two runs, each in a fresh process: W
+// transactions, then W + N. The difference over N is what one more transaction
+// costs once warm; start-up, JIT compilation of the first W and shutdown
+// cancel out.
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../src/embedded/cluster.js';
+import { spawnTracked, stopChild, waitForPort, which } from './lib.js';
+import { runPgbench, type RunSpec } from './pgbench.js';
+import { Pooler, type PoolerKind } from './targets.js';
+
+const FLOOR_SERVER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'floor_server.js');
+
+export type InstructionWorkload = 'login' | 'churn' | 'select-only';
+export type InstructionTarget = PoolerKind | 'node-floor';
+
+export const VALGRIND_MISSING = 'valgrind is not installed; --instructions needs it. Install it with: apt-get update && apt-get install -y valgrind';
+
+export interface InstructionResult {
+  workload: InstructionWorkload;
+  target: InstructionTarget;
+  ok: boolean;
+  error?: string;
+  /** User-space instructions per transaction (the W + N run minus the W run, over N). */
+  perTransaction?: number;
+  warmup: number;
+  measured: number;
+  command: string;
+}
+
+const CLIENTS = 10;
+
+export async function runInstructions(opts: {
+  pgPort: number;
+  targets: readonly InstructionTarget[];
+  poolSize: number;
+  warmup: number;
+  measured: number;
+  sluiceMain?: string;
+  workDir: string;
+  log: (s: string) => void;
+}): Promise<InstructionResult[]> {
+  const outDir = path.join(opts.workDir, 'callgrind');
+  mkdirSync(outDir, { recursive: true });
+  chmodSync(outDir, 0o777); // PgBouncer runs as the postgres OS user when we are root
+  const noop = path.join(opts.workDir, 'noop.sql');
+  writeFileSync(noop, '\\set a 1\n');
+  const specs: Record<InstructionWorkload, Omit<RunSpec, 'transactions'>> = {
+    login: { workload: 'churn', protocol: 'simple', clients: CLIENTS, duration: 0, scriptFile: noop },
+    churn: { workload: 'churn', protocol: 'simple', clients: CLIENTS, duration: 0 },
+    'select-only': { workload: 'select-only', protocol: 'simple', clients: CLIENTS, duration: 0 },
+  };
+  const results: InstructionResult[] = [];
+  for (const workload of ['login', 'churn', 'select-only'] as const) {
+    for (const target of opts.targets) {
+      // The floor's churn would be PostgreSQL's login under a forwarder: slow under valgrind, and no floor for a pooler.
+      if (target === 'node-floor' && workload === 'churn') continue;
+      const totals: number[] = [];
+      let command = '';
+      let error: string | undefined;
+      for (const count of [opts.warmup, opts.warmup + opts.measured]) {
+        const tag = `${target}-${workload}-${count}`;
+        const prefix = path.join(outDir, tag);
+        const spec: RunSpec = { ...specs[workload], transactions: Math.ceil(count / CLIENTS) };
+        try {
+          const instance = await startUnderCallgrind(target, workload, prefix, opts);
+          let ran;
+          try {
+            ran = await runPgbench(spec, instance.port, opts.workDir, `instructions-${tag}`);
+          } finally {
+            await instance.stop();
+          }
+          command = ran.command;
+          if (!ran.ok) throw new Error(ran.error ?? 'pgbench failed');
+          totals.push(instructionsIn(outDir, path.basename(prefix)));
+        } catch (err) {
+          error = err instanceof Error ? err.message.split('\n')[0] : String(err);
+          break;
+        }
+      }
+      const result: InstructionResult = { workload, target, ok: !error, warmup: opts.warmup, measured: opts.measured, command };
+      if (error) result.error = error;
+      else result.perTransaction = (totals[1] - totals[0]) / opts.measured;
+      results.push(result);
+      opts.log(`[instructions] ${workload} ${target}: ${result.ok ? `${Math.round(result.perTransaction!)} per transaction` : `FAILED: ${error}`}`);
+    }
+  }
+  return results;
+}
+
+interface Instance {
+  port: number;
+  stop(): Promise<void>;
+}
+
+async function startUnderCallgrind(
+  target: InstructionTarget,
+  workload: InstructionWorkload,
+  prefix: string,
+  opts: { pgPort: number; poolSize: number; sluiceMain?: string; workDir: string },
+): Promise<Instance> {
+  const valgrind = ['valgrind', '--tool=callgrind', `--callgrind-out-file=${prefix}.%p`];
+  if (target !== 'node-floor') {
+    const p = new Pooler({ kind: target, mode: 'transaction', dir: opts.workDir, pgPort: opts.pgPort, poolSize: opts.poolSize, maxClientConn: 2000, sluiceMain: opts.sluiceMain, wrapper: valgrind });
+    await p.start();
+    return { port: p.port, stop: () => p.stop() };
+  }
+  const port = await freePort();
+  const args = workload === 'login' ? ['login', String(port)] : ['proxy', String(port), String(opts.pgPort)];
+  const child = spawnTracked(valgrind[0], [...valgrind.slice(1), process.execPath, FLOOR_SERVER, ...args], { stdio: ['ignore', 'ignore', 'ignore'] });
+  await waitForPort(port, '127.0.0.1', 120_000, () => child.exitCode !== null);
+  return { port, stop: () => stopChild(child, 'SIGINT', 120_000) };
+}
+
+/** The instruction total callgrind wrote for one run (every file of that run: one per process). */
+function instructionsIn(dir: string, base: string): number {
+  let total = 0;
+  let files = 0;
+  for (const f of readdirSync(dir)) {
+    if (!f.startsWith(base + '.')) continue;
+    const m = /^totals: (\d+)/m.exec(readFileSync(path.join(dir, f), 'utf8'));
+    if (m) {
+      total += Number(m[1]);
+      files++;
+    }
+  }
+  if (files === 0) throw new Error(`callgrind wrote no totals for ${base}`);
+  return total;
+}
+
+export function valgrindAvailable(): boolean {
+  return which('valgrind') !== null;
+}
