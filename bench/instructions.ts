@@ -5,15 +5,17 @@
 // run. It is not time: cache misses and the kernel's side of each system call
 // are not in it, so read it next to the timed runs, not instead of them.
 //
-// Method: for each target and workload, two runs, each in a fresh process: W
-// transactions, then W + N. The difference over N is what one more transaction
-// costs once warm; start-up, JIT compilation of the first W and shutdown
-// cancel out.
+// Method: each target runs in one process under callgrind with counting off;
+// W warm-up transactions run uncounted, then counting is switched on
+// (callgrind_control) for N more, and off again. The total over N is what a
+// warm transaction costs: start-up, JIT compilation of the first W and
+// shutdown are left out.
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../src/embedded/cluster.js';
-import { spawnTracked, stopChild, waitForPort, which } from './lib.js';
+import { osUser, spawnTracked, stopChild, waitForPort, which } from './lib.js';
 import { runPgbench, type RunSpec } from './pgbench.js';
 import { Pooler, type PoolerKind } from './targets.js';
 
@@ -29,7 +31,7 @@ export interface InstructionResult {
   target: InstructionTarget;
   ok: boolean;
   error?: string;
-  /** User-space instructions per transaction (the W + N run minus the W run, over N). */
+  /** User-space instructions per transaction: the counted total over N. */
   perTransaction?: number;
   warmup: number;
   measured: number;
@@ -58,37 +60,40 @@ export async function runInstructions(opts: {
     churn: { workload: 'churn', protocol: 'simple', clients: CLIENTS, duration: 0 },
     'select-only': { workload: 'select-only', protocol: 'simple', clients: CLIENTS, duration: 0 },
   };
+  if (opts.measured % CLIENTS !== 0 || opts.warmup % CLIENTS !== 0) throw new Error(`transaction counts must be multiples of ${CLIENTS}`);
+  // A select-only transaction is cheap: four times as many of them, so that one late JIT compilation
+  // (it lands in the counted window when V8's compiler thread falls behind under valgrind) weighs little.
+  const scale: Record<InstructionWorkload, number> = { login: 1, churn: 1, 'select-only': 4 };
   const results: InstructionResult[] = [];
   for (const workload of ['login', 'churn', 'select-only'] as const) {
     for (const target of opts.targets) {
       // The floor's churn would be PostgreSQL's login under a forwarder: slow under valgrind, and no floor for a pooler.
       if (target === 'node-floor' && workload === 'churn') continue;
-      const totals: number[] = [];
+      const tag = `${target}-${workload}`;
+      const prefix = path.join(outDir, tag);
       let command = '';
       let error: string | undefined;
-      for (const count of [opts.warmup, opts.warmup + opts.measured]) {
-        const tag = `${target}-${workload}-${count}`;
-        const prefix = path.join(outDir, tag);
-        const spec: RunSpec = { ...specs[workload], transactions: Math.ceil(count / CLIENTS) };
+      let total = 0;
+      try {
+        const instance = await startUnderCallgrind(target, workload, prefix, opts);
         try {
-          const instance = await startUnderCallgrind(target, workload, prefix, opts);
-          let ran;
-          try {
-            ran = await runPgbench(spec, instance.port, opts.workDir, `instructions-${tag}`);
-          } finally {
-            await instance.stop();
-          }
+          const warm = await runPgbench({ ...specs[workload], transactions: (opts.warmup * scale[workload]) / CLIENTS }, instance.port, opts.workDir, `instructions-${tag}-warmup`);
+          if (!warm.ok) throw new Error(`warm-up: ${warm.error ?? 'pgbench failed'}`);
+          instance.count(true);
+          const ran = await runPgbench({ ...specs[workload], transactions: (opts.measured * scale[workload]) / CLIENTS }, instance.port, opts.workDir, `instructions-${tag}`);
+          instance.count(false);
           command = ran.command;
           if (!ran.ok) throw new Error(ran.error ?? 'pgbench failed');
-          totals.push(instructionsIn(outDir, path.basename(prefix)));
-        } catch (err) {
-          error = err instanceof Error ? err.message.split('\n')[0] : String(err);
-          break;
+        } finally {
+          await instance.stop();
         }
+        total = instructionsIn(outDir, path.basename(prefix));
+      } catch (err) {
+        error = err instanceof Error ? err.message.split('\n')[0] : String(err);
       }
-      const result: InstructionResult = { workload, target, ok: !error, warmup: opts.warmup, measured: opts.measured, command };
+      const result: InstructionResult = { workload, target, ok: !error, warmup: opts.warmup * scale[workload], measured: opts.measured * scale[workload], command };
       if (error) result.error = error;
-      else result.perTransaction = (totals[1] - totals[0]) / opts.measured;
+      else result.perTransaction = total / (opts.measured * scale[workload]);
       results.push(result);
       opts.log(`[instructions] ${workload} ${target}: ${result.ok ? `${Math.round(result.perTransaction!)} per transaction` : `FAILED: ${error}`}`);
     }
@@ -98,7 +103,18 @@ export async function runInstructions(opts: {
 
 interface Instance {
   port: number;
+  /** Switches callgrind's counting on or off. */
+  count(on: boolean): void;
   stop(): Promise<void>;
+}
+
+/** callgrind_control talks to the process through files of its OS user, so it runs as that user. */
+function controller(pid: number | undefined, owner: { uid: number; gid: number } | null): (on: boolean) => void {
+  return (on) => {
+    if (!pid) throw new Error('no process to control');
+    const r = spawnSync('callgrind_control', ['-i', on ? 'on' : 'off', String(pid)], { encoding: 'utf8', timeout: 60_000, ...(owner ?? {}) });
+    if (r.status !== 0) throw new Error(`callgrind_control -i ${on ? 'on' : 'off'} ${pid} failed: ${(r.stderr || r.stdout || '').trim().split('\n')[0]}`);
+  };
 }
 
 async function startUnderCallgrind(
@@ -107,17 +123,19 @@ async function startUnderCallgrind(
   prefix: string,
   opts: { pgPort: number; poolSize: number; sluiceMain?: string; workDir: string },
 ): Promise<Instance> {
-  const valgrind = ['valgrind', '--tool=callgrind', `--callgrind-out-file=${prefix}.%p`];
+  const valgrind = ['valgrind', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${prefix}.%p`];
   if (target !== 'node-floor') {
     const p = new Pooler({ kind: target, mode: 'transaction', dir: opts.workDir, pgPort: opts.pgPort, poolSize: opts.poolSize, maxClientConn: 2000, sluiceMain: opts.sluiceMain, wrapper: valgrind });
     await p.start();
-    return { port: p.port, stop: () => p.stop() };
+    // PgBouncer runs as the postgres OS user when we are root (see Pooler.start).
+    const owner = target === 'pgbouncer' && process.getuid?.() === 0 ? (osUser('postgres') ?? osUser('nobody')) : null;
+    return { port: p.port, count: controller(p.pid, owner), stop: () => p.stop() };
   }
   const port = await freePort();
   const args = workload === 'login' ? ['login', String(port)] : ['proxy', String(port), String(opts.pgPort)];
   const child = spawnTracked(valgrind[0], [...valgrind.slice(1), process.execPath, FLOOR_SERVER, ...args], { stdio: ['ignore', 'ignore', 'ignore'] });
   await waitForPort(port, '127.0.0.1', 120_000, () => child.exitCode !== null);
-  return { port, stop: () => stopChild(child, 'SIGINT', 120_000) };
+  return { port, count: controller(child.pid, null), stop: () => stopChild(child, 'SIGINT', 120_000) };
 }
 
 /** The instruction total callgrind wrote for one run (every file of that run: one per process). */

@@ -475,8 +475,9 @@ async function instructionsMain(): Promise<void> {
     [false, false, true, false],
   );
   const how =
-    `each target under valgrind --tool=callgrind, in a fresh process for each of two pgbench runs (-c 10 -j 2 -t, ${warmup.toLocaleString('en-US')} then ${(warmup + measured).toLocaleString('en-US')} transactions); ` +
-    `instructions/tx = (second total − first total) / ${measured.toLocaleString('en-US')}, user space only (no kernel, no cache misses); ` +
+    `each target under valgrind --tool=callgrind (pgbench -c 10 -j 2 -t): ${warmup.toLocaleString('en-US')} transactions uncounted, then ${measured.toLocaleString('en-US')} counted ` +
+    `(select-only: ${(4 * warmup).toLocaleString('en-US')} and ${(4 * measured).toLocaleString('en-US')}) ` +
+    '(callgrind_control -i on/off); instructions/tx = the counted total over those transactions, every thread of the process, user space only (no kernel, no cache misses); ' +
     'login = -C with a script of only \\set (connect, log in, Terminate); churn = -C -S; select-only = -S; transaction mode, default_pool_size=' +
     `${poolSize}; the Node.js floor is bench/floor_server.ts (canned logins for login, a byte forwarder for select-only; none for churn, where it would measure PostgreSQL's logins)`;
   publish({ kind: 'instructions', machine, title: 'Instructions per transaction', heading: 'Instructions per transaction', how, table, notes, data: { results } });
