@@ -90,6 +90,8 @@ const LAST_WRITE_ASYNC = binding?.kLastWriteWasAsync ?? 0;
 
 let spareRequest: WriteRequest | null = null;
 const readBuffer = Buffer.allocUnsafeSlow(64 * 1024);
+/** The first `n` bytes just read, for TypedArray#set: cheaper per read than Buffer#copy's checks. */
+const readView = (n: number): Uint8Array => new Uint8Array(readBuffer.buffer, readBuffer.byteOffset, n);
 
 /** Pending write bytes above which write() reports backpressure (net.Socket's default highWaterMark). */
 const HIGH_WATER = 16 * 1024;
@@ -284,7 +286,7 @@ export class Wire {
       const n = streamState[READ_RESULT];
       if (n > 0) {
         const chunk = Buffer.allocUnsafe(n);
-        readBuffer.copy(chunk, 0, 0, n);
+        chunk.set(readView(n));
         wire.onChunk(chunk);
         return;
       }
@@ -547,7 +549,7 @@ function onBareRead(this: StreamHandle): void {
   const n = streamState[READ_RESULT];
   if (n > 0) {
     const chunk = Buffer.allocUnsafe(n);
-    readBuffer.copy(chunk, 0, 0, n);
+    chunk.set(readView(n));
     wire.onChunk(chunk);
   } else if (n === UV_EOF) {
     wire.onEnd();
