@@ -15,9 +15,9 @@ import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from '
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../src/embedded/cluster.js';
-import { osUser, spawnTracked, stopChild, waitForPort, which } from './lib.js';
+import { spawnTracked, stopChild, waitForPort, which } from './lib.js';
 import { runPgbench, type RunSpec } from './pgbench.js';
-import { Pooler, type PoolerKind } from './targets.js';
+import { Pooler, poolerOsUser, type PoolerKind } from './targets.js';
 
 const FLOOR_SERVER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'floor_server.js');
 
@@ -127,9 +127,7 @@ async function startUnderCallgrind(
   if (target !== 'node-floor') {
     const p = new Pooler({ kind: target, mode: 'transaction', dir: opts.workDir, pgPort: opts.pgPort, poolSize: opts.poolSize, maxClientConn: 2000, sluiceMain: opts.sluiceMain, wrapper: valgrind });
     await p.start();
-    // PgBouncer runs as the postgres OS user when we are root (see Pooler.start).
-    const owner = target === 'pgbouncer' && process.getuid?.() === 0 ? (osUser('postgres') ?? osUser('nobody')) : null;
-    return { port: p.port, count: controller(p.pid, owner), stop: () => p.stop() };
+    return { port: p.port, count: controller(p.pid, poolerOsUser(target)), stop: () => p.stop() };
   }
   const port = await freePort();
   const args = workload === 'login' ? ['login', String(port)] : ['proxy', String(port), String(opts.pgPort)];

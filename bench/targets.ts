@@ -101,6 +101,11 @@ export function pgbouncerPath(): string | null {
 export const PGBOUNCER_MISSING =
   'PgBouncer is not installed; its columns are left out. Install it with: apt-get update && apt-get install -y pgbouncer';
 
+/** The OS user a pooler runs as when we are root (PgBouncer refuses root), or null for our own. */
+export function poolerOsUser(kind: PoolerKind): { uid: number; gid: number } | null {
+  return kind === 'pgbouncer' && process.getuid?.() === 0 ? (osUser('postgres') ?? osUser('nobody')) : null;
+}
+
 /** One pooler process. Restartable, so one crash does not sink the whole run. */
 export class Pooler {
   readonly name: string;
@@ -183,7 +188,7 @@ export class Pooler {
       const bin = pgbouncerPath();
       if (!bin) throw new Error(PGBOUNCER_MISSING);
       // PgBouncer refuses to run as root; run it as the postgres OS user, which must read the ini.
-      const owner = process.getuid?.() === 0 ? (osUser('postgres') ?? osUser('nobody')) : null;
+      const owner = poolerOsUser('pgbouncer');
       if (owner) {
         chmodSync(o.dir, 0o755);
         chownSync(this.logFile, owner.uid, owner.gid);

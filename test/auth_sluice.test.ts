@@ -114,6 +114,13 @@ test('SCRAM with a non-ASCII password (SASLprep) works from node-postgres and ps
 test('auth_type=trust and any; hba picks methods per rule and rejects with the rule location', async () => {
   await withSluice({ auth_type: 'trust' }, '', async (s) => assert.equal(await pgLogin(s.url('postgres', 'plain_u')), 1));
   await withSluice({ auth_type: 'any' }, '', async (s) => assert.equal(await pgLogin(s.url('postgres', 'plain_u')), 1));
+  // trust with an auth_file admits only its users, as PgBouncer does.
+  await withSluice({ auth_type: 'trust' }, userlist({ plain_u: 'plain pw' }), async (s) => {
+    assert.equal(await pgLogin(s.url('postgres', 'plain_u')), 1);
+    const refused = await pgRefused(s.url('postgres', 'nobody_here'));
+    assert.equal(refused.code, '28000');
+    assert.match(refused.message, /nobody_here/);
+  });
   const { mkdtempSync, writeFileSync } = await import('node:fs');
   const os = await import('node:os');
   const path = await import('node:path');

@@ -217,7 +217,7 @@ test('destroy() closes at once: the peer sees the connection end, the owner hear
   }
 });
 
-test('after ownerDone() the Wire still writes and closes, but the owner hears nothing more', async () => {
+test('after ownerDone() the Wire still writes and closes, and the owner hears no close or error', async () => {
   const { far, wire, sink, done } = await barePair();
   try {
     wire.ownerDone();

@@ -25,7 +25,7 @@ import { PoolError } from '../pool/errors.js';
 import type { LinkedClient, ServerConn } from '../pool/server_conn.js';
 import type { Tickable } from '../pool/pooler.js';
 import type { Slotted } from '../pool/client_slots.js';
-import { ClientParams } from '../session/params.js';
+import { ClientParams, NO_CLIENT_PARAMS } from '../session/params.js';
 import { classifySqlBytes, SqlFlag } from '../session/classify.js';
 import {
   CLOSE_COMPLETE,
@@ -55,7 +55,6 @@ const CLIENT_INSPECT = (() => {
 let nextClientId = 1;
 // Shared initial values; openBatch() replaces the batch arrays before anything is pushed (frozen to fail loudly otherwise).
 const NO_PINS: readonly string[] = Object.freeze([]);
-const NO_PARAMS = new ClientParams();
 const NO_KEY = Buffer.alloc(0);
 const NO_BATCH = Object.freeze([]) as unknown as Array<[Buffer, Pending]>;
 const NO_STATEMENTS = Object.freeze([]) as unknown as Statement[];
@@ -82,7 +81,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   db: DatabaseEntry | null = null;
   server: ServerConn | null = null;
   /** Set at startup; until then a shared empty set that nothing writes to. */
-  params = NO_PARAMS;
+  params = NO_CLIENT_PARAMS;
   /** Our own cancel key for this client. */
   cancelPid = 0;
   cancelKey: Buffer = NO_KEY;

@@ -376,9 +376,11 @@ export class Wire {
   }
 
   /**
-   * The owner has finished with this connection and wants no more events
-   * (it may still write, end or destroy). A bare handle then closes without a
-   * callback into JavaScript: one fewer per short-lived client.
+   * The owner has finished with this connection and needs no word of its
+   * close (it may still write, end or destroy): a bare handle then closes
+   * without a callback into JavaScript, one fewer per short-lived client, and
+   * a failure is not reported either. Data, drain and a net.Socket's events
+   * still arrive until the close; an owner that is done ignores them.
    */
   ownerDone(): void {
     this.unheard = true;

@@ -109,7 +109,7 @@ export function parseStartupPacket(packet: Buffer): StartupPacket {
 // no fresh string to hash per key and value, and idle clients share one copy.
 const MAX_REMEMBERED_BYTES = 64;
 const MAX_REMEMBERED = 4096;
-const remembered = new Map<number, { bytes: Buffer; text: string }>();
+const remembered = new Map<number, { bytes: Uint8Array; text: string }>();
 /** Where the last decodeCString() found its terminating zero. */
 let scanEnd = 0;
 
@@ -131,6 +131,9 @@ function decodeCString(packet: Buffer, start: number, limit: number): string | n
   }
   const text = packet.toString('utf8', start, end);
   if (remembered.size >= MAX_REMEMBERED) remembered.clear();
-  remembered.set(key, { bytes: Buffer.from(packet.subarray(start, end)), text });
+  // A copy of its own: Buffer.from would take a slice of Node's shared 8 KiB pool and keep it alive.
+  const bytes = new Uint8Array(n);
+  bytes.set(packet.subarray(start, end));
+  remembered.set(key, { bytes, text });
   return text;
 }

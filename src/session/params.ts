@@ -53,6 +53,7 @@ export class ClientParams {
   }
 
   set(name: string, value: string): void {
+    if (this === NO_CLIENT_PARAMS) throw new Error('ClientParams: the shared empty set is never written to');
     const key = name.toLowerCase();
     const cur = this.wanted.get(key);
     if (cur) cur.value = value;
@@ -91,6 +92,7 @@ export class ClientParams {
    * what this client has set, so they become what follows it to other servers.
    */
   adoptSessionSettings(settings: ReadonlyMap<string, string>, server: ServerConn): void {
+    if (this === NO_CLIENT_PARAMS) throw new Error('ClientParams: the shared empty set is never written to');
     const present = new Set([...settings.keys()].map((k) => k.toLowerCase()));
     for (const [key, w] of [...this.wanted]) {
       if (present.has(key)) continue;
@@ -105,6 +107,9 @@ export class ClientParams {
     }
   }
 }
+
+/** What a client has before its startup packet is read: shared by all of them, so writing to it throws. */
+export const NO_CLIENT_PARAMS = new ClientParams();
 
 function reported(server: ServerConn, key: string): string | undefined {
   for (const [k, v] of server.params) if (k.toLowerCase() === key) return v;
