@@ -13,7 +13,7 @@ import {
   errorResponse,
   noticeResponse,
   parameterStatus,
-  backendKeyData,
+  welcome,
   negotiateProtocolVersion,
   query,
   startupMessage,
@@ -169,13 +169,20 @@ test('negotiateProtocolVersion has the documented layout', () => {
   assert.equal(none.data.readInt32BE(9), 0);
 });
 
-test('backendKeyData carries the pid and a 4- or 32-byte key', () => {
+test('welcome: the ParameterStatus bytes given, then BackendKeyData with the pid and a 4- or 32-byte key, then ReadyForQuery(I)', () => {
+  const statuses = Buffer.concat([parameterStatus('server_version', '15.4'), parameterStatus('TimeZone', 'UTC')]);
   for (const key of [Buffer.from([1, 2, 3, 4]), Buffer.alloc(32, 0xab)]) {
-    const k = only(backendKeyData(123456, key), 'K');
+    const f = frames(welcome(statuses, 123456, key));
+    assert.deepEqual(f.map((m) => m.type), ['S', 'S', 'K', 'Z']);
+    assert.deepEqual(parseParameterStatus(f[1].data, 5, f[1].end), ['TimeZone', 'UTC']);
+    const k = f[2];
     assert.equal(k.end, 9 + key.length);
+    assert.equal(k.data.readInt32BE(1), 8 + key.length, 'length word counts itself, the pid and the key');
     assert.equal(k.data.readInt32BE(5), 123456);
     assert.ok(k.data.subarray(9, k.end).equals(key));
+    assert.equal(String.fromCharCode(f[3].data[5]), 'I');
   }
+  assert.deepEqual(frames(welcome(Buffer.alloc(0), 7, Buffer.from([9, 9, 9, 9]))).map((m) => m.type), ['K', 'Z'], 'no statuses');
 });
 
 test('query builds a NUL-terminated Query message', () => {

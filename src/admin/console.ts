@@ -2,14 +2,14 @@
 // only. Commands follow PgBouncer's grammar (`CMD [arg]`, `SET key = value`,
 // `SELECT x` as `SHOW x`); admin_users may run everything, stats_users only
 // the read-only views.
-import { randomBytes } from 'node:crypto';
 import type { Sluice, ShutdownMode } from '../app.js';
 import type { ClientConn } from '../client/client_conn.js';
 import { ConfigError } from '../config/errors.js';
 import { SETTING_SPECS, parseSetting, type SettingValue } from '../config/settings.js';
 import type { Config, Settings } from '../config/types.js';
 import type { Pool } from '../pool/pool.js';
-import { backendKeyData, noticeResponse, parameterStatus, readyForQuery, errorResponse } from '../protocol/messages.js';
+import { noticeResponse, parameterStatus, readyForQuery, errorResponse, welcome } from '../protocol/messages.js';
+import { randomKey } from '../client/random_pool.js';
 import { VERSION } from '../version.js';
 import { COLUMNS, TEXT, type Column } from './columns.js';
 import { AdminError, AdminErrorCode } from './errors.js';
@@ -96,9 +96,8 @@ export class AdminConsole {
       parameterStatus('is_superuser', role === 'admin' ? 'on' : 'off'),
     ];
     client.cancelPid = this.app.registerCancel(client);
-    client.cancelKey = randomBytes(4);
-    out.push(backendKeyData(client.cancelPid, client.cancelKey), readyForQuery('I'));
-    client.wire.write(Buffer.concat(out));
+    client.cancelKey = randomKey(4);
+    client.wire.write(welcome(Buffer.concat(out), client.cancelPid, client.cancelKey));
     if (s.log_connections) this.app.log.info({ client: client.id, user: client.user, role }, 'admin console login');
   }
 

@@ -352,7 +352,7 @@ export class Wire {
   uncork(): void {
     const parts = this.corked;
     this.corked = null;
-    if (parts && parts.length) this.write(parts.length === 1 ? parts[0] : joined(parts));
+    if (parts && parts.length) this.write(parts.length === 1 ? parts[0] : Buffer.concat(parts));
   }
 
   /** Sends what is corked (and `last`), then half-closes; libuv orders the shutdown after pending writes. */
@@ -568,19 +568,6 @@ function onBareClosed(this: StreamHandle): void {
 
 function afterBareShutdown(this: ShutdownRequest, status: number): void {
   this.wire.afterShutdown(status);
-}
-
-/** Buffer.concat's result, for a few parts, without its per-part checks (a login's corked writes). */
-function joined(parts: Buffer[]): Buffer {
-  let length = 0;
-  for (let i = 0; i < parts.length; i++) length += parts[i].length;
-  const out = Buffer.allocUnsafe(length);
-  let at = 0;
-  for (let i = 0; i < parts.length; i++) {
-    out.set(parts[i], at);
-    at += parts[i].length;
-  }
-  return out;
 }
 
 function deliverHeld(wire: Wire): void {

@@ -65,13 +65,6 @@ export function parameterStatus(name: string, value: string): Buffer {
   return message('S', Buffer.concat([cstr(name), cstr(value)]));
 }
 
-export function backendKeyData(pid: number, key: Buffer): Buffer {
-  const body = Buffer.allocUnsafe(4 + key.length);
-  body.writeInt32BE(pid, 0);
-  key.copy(body, 4);
-  return message('K', body);
-}
-
 /**
  * The end of a login in one allocation: the given ParameterStatus bytes,
  * BackendKeyData and ReadyForQuery (idle).
