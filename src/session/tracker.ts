@@ -33,11 +33,18 @@ export interface TrackerSink {
   stillPrepared(st: Statement): void;
 }
 
+/** A pipeline longer than this gets fresh arrays when it is answered, so one burst does not pin memory. */
+const MAX_KEPT_SLOTS = 64;
+
 export class ResponseTracker {
+  // Three parallel queues, used from `head` to `tail`. The arrays keep their
+  // slots between transactions: setting an array's length is a runtime call,
+  // which cost more than the rest of the bookkeeping per transaction.
   private kinds: Pending[] = [];
   private stmts: (Statement | null)[] = [];
   private payloads: (Buffer | null)[] = [];
   private head = 0;
+  private tail = 0;
   /**
    * After an ErrorResponse whose Sync the client has not sent yet, the server
    * skips everything until that Sync: nothing pushed meanwhile gets a reply.
@@ -45,18 +52,27 @@ export class ResponseTracker {
   skipping = false;
 
   get empty(): boolean {
-    return this.head >= this.kinds.length;
+    return this.head >= this.tail;
   }
 
   reset(): void {
-    // Truncating is a runtime call even for an empty array; most links start empty.
-    if (this.kinds.length !== 0) {
-      this.kinds.length = 0;
-      this.stmts.length = 0;
-      this.payloads.length = 0;
-    }
-    this.head = 0;
+    this.clear();
     this.skipping = false;
+  }
+
+  /** Drops every entry, keeping the slots unless a long pipeline grew them. */
+  private clear(): void {
+    if (this.kinds.length > MAX_KEPT_SLOTS) {
+      this.kinds = [];
+      this.stmts = [];
+      this.payloads = [];
+    } else {
+      for (let i = this.head; i < this.tail; i++) {
+        this.stmts[i] = null;
+        this.payloads[i] = null;
+      }
+    }
+    this.head = this.tail = 0;
   }
 
   push(kind: Pending, st: Statement | null, sink: TrackerSink, payload: Buffer | null = null): void {
@@ -66,20 +82,18 @@ export class ResponseTracker {
       return;
     }
     if (kind === Pending.Sync) this.skipping = false;
-    if (this.empty) this.kinds.length = this.stmts.length = this.payloads.length = this.head = 0;
-    this.kinds.push(kind);
-    this.stmts.push(st);
-    this.payloads.push(payload);
+    const at = this.tail++;
+    this.kinds[at] = kind;
+    this.stmts[at] = st;
+    this.payloads[at] = payload;
     this.drainSynthetic(sink);
   }
 
   private pop(): void {
-    this.head++;
-    if (this.empty) {
-      const skipping = this.skipping;
-      this.reset();
-      this.skipping = skipping;
-    }
+    const at = this.head++;
+    this.stmts[at] = null; // a Statement or Buffer is not kept alive by a spent slot
+    this.payloads[at] = null;
+    if (this.head >= this.tail) this.clear();
   }
 
   /** Bookkeeping for a message that got no reply. */
@@ -158,15 +172,20 @@ export class ResponseTracker {
    */
   dropPendingSyncs(): number {
     if (this.empty || this.kinds[this.head] === Pending.Query) return 0;
-    let dropped = 0;
-    for (let i = this.kinds.length - 1; i >= this.head; i--) {
-      if (this.kinds[i] === Pending.Sync) {
-        this.kinds.splice(i, 1);
-        this.stmts.splice(i, 1);
-        this.payloads.splice(i, 1);
-        dropped++;
-      }
+    let kept = this.head;
+    for (let i = this.head; i < this.tail; i++) {
+      if (this.kinds[i] === Pending.Sync) continue;
+      this.kinds[kept] = this.kinds[i];
+      this.stmts[kept] = this.stmts[i];
+      this.payloads[kept] = this.payloads[i];
+      kept++;
     }
+    const dropped = this.tail - kept;
+    for (let i = kept; i < this.tail; i++) {
+      this.stmts[i] = null;
+      this.payloads[i] = null;
+    }
+    this.tail = kept;
     return dropped;
   }
 
