@@ -42,6 +42,7 @@ import type { ClientContext } from './context.js';
 import { randomKey } from './random_pool.js';
 import { welcomeParameters } from './welcome.js';
 import { Wire, type AcceptedHandle, type WireSink } from '../net/wire.js';
+import { now } from '../net/clock.js';
 
 export type ClientState = 'startup' | 'auth' | 'welcome' | 'idle' | 'waiting' | 'linking' | 'active' | 'closed';
 
@@ -69,7 +70,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   /** Index in the pooler's client registry (src/pool/client_slots.ts); -1 when not registered. */
   slot = -1;
   state: ClientState = 'startup';
-  readonly connectedAt = Date.now();
+  readonly connectedAt = now();
   /** Last time the client sent something or a query finished (ms). */
   lastActivity = this.connectedAt;
   waitStart = 0;
@@ -380,7 +381,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     this.cancelPid = this.ctx.registerCancel(this);
     this.cancelKey = randomKey(this.protocolMinor >= 2 ? 32 : 4);
     this.state = 'idle';
-    this.lastActivity = Date.now();
+    this.lastActivity = now();
     this.wire.write(welcome(welcomeParameters(pool.params, this.params, this.appName), this.cancelPid, this.cancelKey));
     this.wire.accelerate();
   }
@@ -412,7 +413,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   }
 
   private onIdleFrame(type: number, data: Buffer, start: number, end: number): Verdict {
-    this.lastActivity = Date.now();
+    this.lastActivity = now();
     if (this.skipToSync) {
       // After a refused extended-protocol message: drop the rest of the batch, like a server would.
       if (type === 0x53 /* S */) {
@@ -467,7 +468,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     switch (type) {
       case 0x51 /* Q */:
         this.pendingReplies++;
-        if (this.queryStart === 0) this.queryStart = Date.now();
+        if (this.queryStart === 0) this.queryStart = now();
         if (emulating) {
           const flags = classifySqlBytes(data, start + 5, end);
           if (flags !== 0 && this.refuseByPolicy(flags, true)) return Verdict.Consumed;
@@ -488,12 +489,12 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
         break;
       case 0x50 /* P */:
         this.unsynced = true;
-        if (this.queryStart === 0) this.queryStart = Date.now();
+        if (this.queryStart === 0) this.queryStart = now();
         if (emulating) return this.onParse(data, start, end);
         break;
       case 0x42 /* B */:
         this.unsynced = true;
-        if (this.queryStart === 0) this.queryStart = Date.now();
+        if (this.queryStart === 0) this.queryStart = now();
         if (emulating) return this.onBind(data, start, end);
         break;
       case 0x44 /* D */:
@@ -799,7 +800,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     this.server = server;
     server.client = this;
     const lastUsed = server.lastUsed;
-    server.linkedAt = this.linkStart = Date.now();
+    server.linkedAt = this.linkStart = now();
     this.pool!.activeClients++;
     this.pendingReplies = 0;
     this.unsynced = false;
@@ -883,7 +884,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
         server.txStatus = status === 0x49 ? 'I' : status === 0x54 ? 'T' : 'E';
         if (this.pendingReplies > 0) this.pendingReplies--;
         this.inCopy = false;
-        this.lastActivity = Date.now();
+        this.lastActivity = now();
         const pool = this.pool!;
         if (this.queryStart !== 0) {
           const ms = this.lastActivity - this.queryStart;
@@ -1046,7 +1047,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     this.server = null;
     server.client = null;
     pool.activeClients--;
-    const held = Date.now() - this.linkStart;
+    const held = now() - this.linkStart;
     pool.stats.xactCount++;
     pool.stats.xactTimeUs += held * 1000;
     pool.observer?.onTransaction(pool, held);

@@ -23,6 +23,7 @@
 import type net from 'node:net';
 import tls from 'node:tls';
 import { getSystemErrorName } from 'node:util';
+import { readBegins, readEnds } from './clock.js';
 
 /** The parts of a libuv stream handle (TCPWrap, PipeWrap) that a Wire uses. */
 interface StreamHandle {
@@ -303,7 +304,12 @@ export class Wire {
   /** @internal */
   onChunk(chunk: Buffer): void {
     if (!this.paused) {
-      this.sink.onWireData(chunk);
+      readBegins();
+      try {
+        this.sink.onWireData(chunk);
+      } finally {
+        readEnds();
+      }
       return;
     }
     (this.held ??= []).push(chunk);

@@ -6,6 +6,7 @@ import { PoolError, PoolErrorCode } from './errors.js';
 import { RingQueue } from './waiter_queue.js';
 import { ServerConn, type ServerEvents, type ServerTarget } from './server_conn.js';
 import type { PoolObserver } from './observer.js';
+import { now } from '../net/clock.js';
 
 export interface Waiter {
   /** When the client started waiting (ms); 0 when not waiting. */
@@ -125,7 +126,7 @@ export class Pool implements ServerEvents {
       w.onAcquireFailed(failure);
       return;
     }
-    w.waitStart = Date.now();
+    w.waitStart = now();
     this.waiters.push(w);
     this.launchIfNeeded();
   }
@@ -141,7 +142,7 @@ export class Pool implements ServerEvents {
     server.state = 'active';
     this.stats.serverAssignCount++;
     if (waitStart) {
-      const ms = Date.now() - waitStart;
+      const ms = now() - waitStart;
       this.stats.waitTimeUs += ms * 1000;
       this.observer?.onWait(this, ms);
     }
@@ -158,7 +159,7 @@ export class Pool implements ServerEvents {
       return;
     }
     server.state = 'idle';
-    server.lastUsed = Date.now();
+    server.lastUsed = now();
     // Backpressure from the last client may have paused it; a pooled server always reads.
     if (server.wire.isPaused) server.wire.resume();
     if (!this.paused) {

@@ -8,6 +8,7 @@ import { ProtocolError } from '../protocol/errors.js';
 import { parseErrorBody, parseParameterStatus, query, startupMessage, TERMINATE, sslRequest, errorResponse } from '../protocol/messages.js';
 import { ServerStatements } from '../session/prepared.js';
 import { Wire, type WireSink } from '../net/wire.js';
+import { now } from '../net/clock.js';
 
 /** What a server needs from the client it is linked to. */
 export interface LinkedClient {
@@ -233,7 +234,7 @@ export class ServerConn implements FrameSink, WireSink {
         this.txStatus = 'I';
         this.state = 'idle';
         this.connectDeadline = 0;
-        this.lastUsed = Date.now();
+        this.lastUsed = now();
         this.wire.accelerate();
         this.events.onLoginDone(this);
         return Verdict.Consumed;
