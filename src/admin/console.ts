@@ -2,6 +2,7 @@
 // only. Commands follow PgBouncer's grammar (`CMD [arg]`, `SET key = value`,
 // `SELECT x` as `SHOW x`); admin_users may run everything, stats_users only
 // the read-only views.
+import { Buffer } from 'node:buffer';
 import type { Sluice, ShutdownMode } from '../app.js';
 import type { ClientConn } from '../client/client_conn.js';
 import { ConfigError } from '../config/errors.js';

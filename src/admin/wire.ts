@@ -1,5 +1,6 @@
 // Result-set messages for the admin console: RowDescription, DataRow,
 // CommandComplete. Values are sent in text format, NULL as length -1.
+import { Buffer } from 'node:buffer';
 import type { Column } from './columns.js';
 import { frameMessage } from '../protocol/messages.js';
 

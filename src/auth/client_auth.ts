@@ -4,6 +4,7 @@
 //
 // Everything a client sends here arrives before authentication: parsing is
 // bounded, and any malformed input ends in a structured failure, never a throw.
+import { Buffer } from 'node:buffer';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { isMd5Secret, md5SaltedFromStored, md5StoredSecret, MD5_PASSWORD_LENGTH } from '../protocol/md5.js';
 import {

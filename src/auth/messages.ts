@@ -2,6 +2,7 @@
 // Backend: 'R' Int32 len Int32 code [payload]. Frontend: 'p' Int32 len payload.
 // Kept here (not in src/protocol's message writers) so auth has no dependency
 // on the hot-path codec; they are built once per login.
+import { Buffer } from 'node:buffer';
 
 export const AUTH_OK = 0;
 export const AUTH_CLEARTEXT = 3;

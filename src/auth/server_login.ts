@@ -6,6 +6,7 @@
 // verify the server without knowing the password. This works only when the
 // server's stored secret has the same salt and iteration count as the secret the
 // keys came from, i.e. the userlist secret was copied from pg_authid.rolpassword.
+import { Buffer } from 'node:buffer';
 import { timingSafeEqual } from 'node:crypto';
 import { isMd5Secret, md5SaltedFromStored, md5StoredSecret } from '../protocol/md5.js';
 import {

@@ -1,6 +1,7 @@
 // The per-client state machine: startup, authentication, welcome, then the
 // query loop that links the client to a server for a session, a transaction
 // or a statement, and unlinks it only when the server is known clean.
+import { Buffer } from 'node:buffer';
 import { timingSafeEqual } from 'node:crypto';
 import type net from 'node:net';
 import type { TLSSocket } from 'node:tls';

@@ -1,6 +1,7 @@
 // Cancel keys and their process ids come from a pool of CSPRNG bytes refilled
 // in bulk: one randomBytes() call per few hundred logins instead of one or two
 // per login.
+import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 
 let pool = Buffer.alloc(0);

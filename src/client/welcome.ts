@@ -4,6 +4,7 @@
 // per distinct set and found again by walking a small tree keyed by the
 // parameters' own strings (interned by the startup parser), which costs a few
 // map lookups instead of a key string to build and hash at every login.
+import { Buffer } from 'node:buffer';
 import { parameterStatus } from '../protocol/messages.js';
 import type { ClientParams } from '../session/params.js';
 

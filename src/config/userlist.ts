@@ -2,6 +2,7 @@
 // double quotes with `""` for a literal quote; the rest of the line is
 // ignored; lines starting with `;` (or `#`) are comments.
 
+import { Buffer } from 'node:buffer';
 import { ConfigError } from './errors.js';
 import { FrozenMap } from './freeze.js';
 import type { ConfigWarning, SecretKind, UserSecret } from './types.js';

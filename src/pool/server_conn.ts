@@ -1,6 +1,7 @@
 // One connection from Sluice to PostgreSQL: login, then either idle in its
 // pool, linked to a client (frames go to the client), or running an internal
 // query (reset, rollback, check, SET replay) whose results Sluice consumes.
+import { Buffer } from 'node:buffer';
 import net from 'node:net';
 import tls from 'node:tls';
 import { MessageReader, Verdict, inspectTable, type FrameSink } from '../protocol/framer.js';

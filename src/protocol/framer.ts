@@ -6,6 +6,7 @@
 // and only when the sink must read its body ("inspected" types). Other split
 // messages (DataRow, CopyData…) stream through without being buffered, so a
 // huge row never lives in memory whole. Lengths are checked before allocation.
+import { Buffer } from 'node:buffer';
 import { ProtocolError, ProtocolErrorCode } from './errors.js';
 
 /** What the sink did with a frame. */

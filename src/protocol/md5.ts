@@ -2,6 +2,7 @@
 // Stored form (pg_authid, userlist.txt): 'md5' + md5(password + user).
 // Wire form (PasswordMessage answering AuthenticationMD5Password):
 //   'md5' + md5(md5hex(password + user) + salt), where salt is 4 raw bytes.
+import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 
 /** Length of 'md5' + 32 lowercase hex digits. */

@@ -1,5 +1,6 @@
 // Builders and small parsers for the messages Sluice itself writes or reads.
 // Constant messages are built once at module load.
+import { Buffer } from 'node:buffer';
 
 /** A regular message: type byte, Int32 length, then the parts of the body in order. */
 export function frameMessage(type: string | number, ...parts: Buffer[]): Buffer {

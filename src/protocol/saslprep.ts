@@ -3,6 +3,7 @@
 // - bytes that are not valid UTF-8, or a password that prep rejects (prohibited
 //   or unassigned code points, bidi violations), are used as the raw bytes.
 // Both sides of a SCRAM exchange must agree, so we mirror this exactly.
+import { Buffer } from 'node:buffer';
 import saslprepLib from '@mongodb-js/saslprep';
 
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });

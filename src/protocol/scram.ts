@@ -1,6 +1,7 @@
 // SCRAM-SHA-256 (RFC 5802 / RFC 7677) as PostgreSQL uses it.
 // Pure functions over strings and Buffers. Every parser is bounded and returns
 // a ParseResult: malformed input from the network is an error value, never a throw.
+import { Buffer } from 'node:buffer';
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { saslprepPassword } from './saslprep.js';
 

@@ -1,5 +1,6 @@
 // Startup-phase packets: no type byte, Int32 length then Int32 code.
 // StartupMessage (protocol 3.x), SSLRequest, GSSENCRequest, CancelRequest.
+import { Buffer } from 'node:buffer';
 import { ProtocolError, ProtocolErrorCode } from './errors.js';
 
 export const SSL_REQUEST_CODE = 80877103;

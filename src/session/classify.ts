@@ -18,6 +18,7 @@
 //     not modelled;
 //   - a table created without `pg_temp.` while `search_path` starts with
 //     pg_temp is only caught through the earlier SessionSet of search_path.
+import { Buffer } from 'node:buffer';
 
 export const enum SqlFlag {
   /** SET / SET SESSION name …, RESET name, RESET ALL, set_config(…) whose third argument is not a literal `true`. */

@@ -5,6 +5,7 @@
 // has prepared under Sluice's own names (`sluice_<id>`); a statement is
 // prepared lazily on whichever server the client holds when it binds.
 
+import { Buffer } from 'node:buffer';
 import { frameMessage } from '../protocol/messages.js';
 
 export interface Statement {
