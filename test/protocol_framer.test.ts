@@ -3,7 +3,7 @@
 // handed out as views (no copy) and forward runs coalesced per chunk.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MessageReader, Verdict, inspectTable, PG_MAX_MESSAGE, type FrameSink } from '../src/protocol/framer.js';
+import { MessageReader, Verdict, inspectTable, int32At, PG_MAX_MESSAGE, type FrameSink } from '../src/protocol/framer.js';
 import { ProtocolError, ProtocolErrorCode } from '../src/protocol/errors.js';
 
 // ---------------------------------------------------------------- helpers
@@ -678,4 +678,15 @@ test('midMessage is true exactly while a message is partly received', () => {
   assert.equal(reader.midMessage, true);
   reader.push(d.subarray(50));
   assert.equal(reader.midMessage, false);
+});
+
+test('int32At reads the same signed big-endian words as Buffer#readInt32BE', () => {
+  const rnd = mulberry32(32);
+  const buf = Buffer.alloc(4096);
+  for (let i = 0; i < buf.length; i++) buf[i] = Math.floor(rnd() * 256);
+  buf.set([0x80, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff], 0);
+  assert.equal(int32At(buf, 0), -2147483648);
+  assert.equal(int32At(buf, 4), -1);
+  assert.equal(int32At(buf, 8), 2147483647);
+  for (let at = 0; at + 4 <= buf.length; at++) assert.equal(int32At(buf, at), buf.readInt32BE(at), `at ${at}`);
 });

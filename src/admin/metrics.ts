@@ -113,14 +113,20 @@ export class Metrics implements PoolObserver {
   }
 
   private forPool(pool: Pool): PoolChildren {
+    // Most processes serve one pool, or a few in turn: the last one is kept at hand (no WeakMap lookup per query).
+    if (pool === this.lastPool) return this.lastChildren!;
     let c = this.children.get(pool);
     if (!c) {
       const labels = { database: pool.db.name, user: pool.user };
       c = { query: this.queryHist.seriesFor(pool, labels), xact: this.xactHist.seriesFor(pool, labels), wait: this.waitHist.seriesFor(pool, labels) };
       this.children.set(pool, c);
     }
+    this.lastPool = pool;
+    this.lastChildren = c;
     return c;
   }
+  private lastPool: Pool | null = null;
+  private lastChildren: PoolChildren | null = null;
 
   // ---- PoolObserver (hot path) ----
   onQuery(pool: Pool, ms: number): void {

@@ -870,14 +870,16 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   // ---------------------------------------------------------------- server frames
   onServerFrame(server: ServerConn, type: number, data: Buffer, start: number, end: number): Verdict {
     let verdict = Verdict.Forward;
-    const tracking = this.emulating && !this.tracker.empty;
+    // Every server message passes here: the tracker is read once, not through its getter per use.
+    const tracker = this.trackerObj;
+    const tracking = tracker !== null && !tracker.empty && this.emulating;
     if (this.healing) return this.onHealingFrame(server, type, data, start);
     if (type === 0x45 /* E */ && this.canHeal(data, start, end)) {
       this.tracker.onServer(type, this);
       this.healing = true;
       return Verdict.Consumed;
     }
-    if (tracking && this.tracker.onServer(type, this)) return Verdict.Consumed;
+    if (tracking && tracker.onServer(type, this)) return Verdict.Consumed;
     if (this.batchEligible && type !== 0x4e && type !== 0x53 && type !== 0x41) this.batchReplied = true;
     switch (type) {
       case 0x5a /* Z */: {
@@ -936,11 +938,11 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       default:
         break;
     }
-    if (tracking && verdict === Verdict.Forward && this.tracker.headIsSynthetic) {
+    if (tracking && verdict === Verdict.Forward && tracker.headIsSynthetic) {
       // Locally answered replies follow this message: write it first, then them.
       server.reader.flush();
       this.writeFromServer(data.subarray(start, end));
-      this.tracker.after(this);
+      tracker.after(this);
       return Verdict.Consumed;
     }
     return verdict;

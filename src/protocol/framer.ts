@@ -209,7 +209,7 @@ export class MessageReader {
       // State.Header
       if (this.hdrFill === 0 && len - pos >= HEADER) {
         const type = buf[pos];
-        const length = buf.readInt32BE(pos + 1);
+        const length = int32At(buf, pos + 1);
         if (!this.checkLength(type, length)) return;
         const total = length + 1;
         if (len - pos >= total) {
@@ -259,7 +259,7 @@ export class MessageReader {
       if (this.hdrFill < HEADER) continue;
       this.hdrFill = 0;
       const type = hdr[0];
-      const length = hdr.readInt32BE(1);
+      const length = int32At(hdr, 1);
       if (!this.checkLength(type, length)) return;
       const total = length + 1;
       if (this.inspect[type] || total === HEADER) {
@@ -301,6 +301,14 @@ export class MessageReader {
     }
     return false;
   }
+}
+
+/**
+ * The big-endian Int32 at `at`; the caller has checked the 4 bytes are there.
+ * Buffer#readInt32BE is not inlined and checks its arguments again: a call per message.
+ */
+export function int32At(buf: Uint8Array, at: number): number {
+  return (buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!;
 }
 
 export function printable(type: number): string {

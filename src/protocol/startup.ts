@@ -2,6 +2,7 @@
 // StartupMessage (protocol 3.x), SSLRequest, GSSENCRequest, CancelRequest.
 import { Buffer } from 'node:buffer';
 import { ProtocolError, ProtocolErrorCode } from './errors.js';
+import { int32At } from './framer.js';
 
 export const SSL_REQUEST_CODE = 80877103;
 export const GSSENC_REQUEST_CODE = 80877104;
@@ -37,7 +38,7 @@ export class StartupReader {
       this.buf = Buffer.from(data);
       return null;
     }
-    const length = data.readInt32BE(0);
+    const length = int32At(data, 0);
     if (length < 8 || length > MAX_STARTUP_PACKET) {
       throw new ProtocolError(ProtocolErrorCode.BadStartup, `invalid startup packet length ${length}`);
     }
@@ -54,17 +55,17 @@ export class StartupReader {
 
 export function parseStartupPacket(packet: Buffer): StartupPacket {
   const length = packet.length;
-  // Validate the frame itself first: a short buffer would otherwise throw a
-  // RangeError from readInt32BE, and a length word that disagrees with the bytes
-  // given means the caller framed it wrong (or a peer lied).
-  const declared = length >= 4 ? packet.readInt32BE(0) : -1;
+  // Validate the frame itself first: a short buffer has no length word to
+  // read, and a length word that disagrees with the bytes given means the
+  // caller framed it wrong (or a peer lied).
+  const declared = length >= 4 ? int32At(packet, 0) : -1;
   if (length < 8 || declared !== length) {
     throw new ProtocolError(
       ProtocolErrorCode.BadStartup,
       `invalid startup packet length ${declared < 0 && length < 4 ? length : declared} (${length} bytes received)`,
     );
   }
-  const code = packet.readInt32BE(4);
+  const code = int32At(packet, 4);
   if (code === SSL_REQUEST_CODE || code === GSSENC_REQUEST_CODE) {
     if (length !== 8) throw new ProtocolError(ProtocolErrorCode.BadStartup, 'invalid length of SSL/GSSENC request');
     return code === SSL_REQUEST_CODE ? { kind: 'ssl' } : { kind: 'gssenc' };
