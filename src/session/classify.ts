@@ -87,7 +87,9 @@ export function classifySqlBytes(buf: Buffer, start: number, end: number): numbe
     return lexClassify(latin1(buf, start, end));
   }
   const text = latin1(buf, start, end);
-  return PREFILTER.test(text) ? lexClassify(text) : 0;
+  // The regex is the faster test on long text; on a hit, the byte scan (which
+  // also knows statement starts) decides before the far slower lexer runs.
+  return PREFILTER.test(text) && bytesPrefilter(buf, start, end) ? lexClassify(text) : 0;
 }
 
 // Measured (test/session_classify.test.ts prints it): up to a few hundred bytes
@@ -111,14 +113,28 @@ export function bytesPrefilterRegex(buf: Buffer, start: number, end: number): bo
 
 // Byte-level prefilter: walk [A-Za-z0-9_] words; a word hits when it is one of
 // the trigger keywords, is `set_config`, or starts with pg_advisory_,
-// pg_try_advisory_ or pg_temp; `u&"` hits too. Same hits as PREFILTER for
-// everything the lexer can flag, and no string is built on a miss.
+// pg_try_advisory_ or pg_temp; `u&"` hits too. The keywords the lexer only
+// looks at as a statement's first word (SET, RESET, LISTEN, CLOSE, DO, …) hit
+// only as the text's first word or the first after a `;`, so that UPDATE … SET
+// or a column named `load` does not run the lexer. Before a statement's first
+// word PostgreSQL allows only blanks and comments, and a comment marker may
+// sit inside a string the prefilter does not see, so once `/*` or `--`
+// appears (or EXPLAIN, which the lexer looks through) those keywords hit
+// anywhere again. A `;` inside a string only makes more words count: still a
+// superset of what the lexer can flag, and no string is built on a miss.
 /** @internal Allocation-free byte prefilter; exported for benchmarks. */
 export function bytesPrefilter(buf: Buffer, i: number, end: number): boolean {
+  let first = true; // the next word is a statement's first
+  let anywhere = false; // statement-start keywords count wherever they are
   while (i < end) {
     let c = buf[i]!;
     // Skip non-word bytes fast.
     if (!(WORD[c]! & 1)) {
+      if (c === 0x3b /* ; */) first = true;
+      else if ((c === 0x2d /* - */ || c === 0x2f /* / */) && i + 1 < end) {
+        const d = buf[i + 1]!;
+        if ((c === 0x2d && d === 0x2d) || (c === 0x2f && d === 0x2a)) anywhere = true;
+      }
       i++;
       continue;
     }
@@ -126,6 +142,8 @@ export function bytesPrefilter(buf: Buffer, i: number, end: number): boolean {
     i++;
     while (i < end && WORD[buf[i]!]! & 1) i++;
     const n = i - s;
+    const atStart = first;
+    first = false;
     c |= 0x20;
     // Only words that start with one of: c d e l p r s t u.
     if (!(WORD[c]! & 2)) continue;
@@ -134,7 +152,9 @@ export function bytesPrefilter(buf: Buffer, i: number, end: number): boolean {
       if (c === 0x75 && i + 1 < end && buf[i] === 0x26 && buf[i + 1] === 0x22) return true;
       continue;
     }
-    if (matchWordBytes(buf, s, n)) return true;
+    const kind = matchWordBytes(buf, s, n);
+    if (kind === Trigger.Anywhere || (kind === Trigger.StatementStart && (atStart || anywhere))) return true;
+    if (kind === Trigger.Explain && atStart) anywhere = true;
   }
   return false;
 }
@@ -146,13 +166,23 @@ for (let b = 0; b < 256; b++) {
 }
 for (const ch of 'cdelprstu') WORD[ch.charCodeAt(0)]! |= 2;
 
-const KEYWORDS = [
-  'set', 'reset', 'discard', 'listen', 'unlisten', 'declare', 'close', 'load', 'prepare',
-  'deallocate', 'execute', 'temp', 'temporary', 'do', 'call', 'set_config',
-];
+const enum Trigger {
+  None,
+  /** Flags only as a statement's first word (dispatch() below). */
+  StatementStart,
+  /** Flags wherever it is (scanStatement() below, or a function name). */
+  Anywhere,
+  /** EXPLAIN: the lexer dispatches on the word after its options. */
+  Explain,
+}
+
+const STATEMENT_START_KEYWORDS = ['set', 'reset', 'discard', 'listen', 'unlisten', 'declare', 'close', 'load', 'prepare', 'deallocate', 'do', 'call'];
+const ANYWHERE_KEYWORDS = ['execute', 'temp', 'temporary', 'set_config'];
 // By length, for the byte prefilter.
-const KW_BY_LEN: string[][] = [];
-for (const k of KEYWORDS) (KW_BY_LEN[k.length] ??= []).push(k);
+const KW_BY_LEN: { word: string; kind: Trigger }[][] = [];
+for (const word of STATEMENT_START_KEYWORDS) (KW_BY_LEN[word.length] ??= []).push({ word, kind: Trigger.StatementStart });
+for (const word of ANYWHERE_KEYWORDS) (KW_BY_LEN[word.length] ??= []).push({ word, kind: Trigger.Anywhere });
+KW_BY_LEN[7]!.push({ word: 'explain', kind: Trigger.Explain });
 
 function lowerByte(b: number): number {
   return b >= 0x41 && b <= 0x5a ? b | 0x20 : b;
@@ -164,16 +194,17 @@ function bytesStartWith(buf: Buffer, s: number, n: number, w: string): boolean {
   return true;
 }
 
-function matchWordBytes(buf: Buffer, s: number, n: number): boolean {
+function matchWordBytes(buf: Buffer, s: number, n: number): Trigger {
   const list = KW_BY_LEN[n];
   if (list !== undefined) {
-    for (let j = 0; j < list.length; j++) if (bytesStartWith(buf, s, n, list[j]!)) return true;
+    for (let j = 0; j < list.length; j++) if (bytesStartWith(buf, s, n, list[j]!.word)) return list[j]!.kind;
   }
   if (n >= 7 && lowerByte(buf[s]!) === 0x70 /* p */) {
-    return bytesStartWith(buf, s, n, 'pg_temp') || bytesStartWith(buf, s, n, 'pg_advisory_') ||
-      bytesStartWith(buf, s, n, 'pg_try_advisory_');
+    if (bytesStartWith(buf, s, n, 'pg_temp') || bytesStartWith(buf, s, n, 'pg_advisory_') || bytesStartWith(buf, s, n, 'pg_try_advisory_')) {
+      return Trigger.Anywhere;
+    }
   }
-  return false;
+  return Trigger.None;
 }
 
 // ---------------------------------------------------------------------------
