@@ -1,9 +1,10 @@
 // The response tracker: which server replies Sluice swallows, which replies it
 // emits itself and when, what an error skips, and that its reused slots hold
-// on to nothing once a pipeline is answered.
+// on to nothing once a pipeline is answered; trackers lent to linked clients
+// come back empty.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Pending, ResponseTracker, type TrackerSink } from '../src/session/tracker.js';
+import { lendTracker, Pending, ResponseTracker, returnTracker, type TrackerSink } from '../src/session/tracker.js';
 import { StatementRegistry, type Statement } from '../src/session/prepared.js';
 
 const Z = 0x5a;
@@ -185,4 +186,30 @@ test('answered slots keep no statement or payload alive, and a long pipeline doe
   serve(t, sink, [Z]);
   t.reset();
   assert.ok(internals.kinds.length <= 64, `arrays start over after a long pipeline (${internals.kinds.length} slots)`);
+});
+
+test('a returned tracker is lent again empty, not skipping, and holding nothing', () => {
+  const sink = recordingSink();
+  const st = statement('select lent');
+  const lent = lendTracker();
+  lent.push(Pending.Bind, null, sink);
+  serve(lent, sink, [ERROR]);
+  lent.push(Pending.ParseOurs, st, sink); // skipped: the Sync is still to come
+  lent.push(Pending.Sync, null, sink);
+  lent.push(Pending.SyntheticRaw, null, sink, Buffer.from('owed'));
+  assert.equal(lent.empty, false);
+  returnTracker(lent);
+  const again = lendTracker();
+  assert.equal(again, lent, 'the spare is reused');
+  assert.equal(again.empty, true);
+  assert.equal(again.skipping, false);
+  const internals = again as unknown as { stmts: (Statement | null)[]; payloads: (Buffer | null)[] };
+  assert.ok(internals.payloads.every((p) => p === null) && internals.stmts.every((s) => s === null));
+  // Many returned at once: only a bounded number is kept.
+  const many = Array.from({ length: 3000 }, () => lendTracker());
+  for (const t of many) returnTracker(t);
+  const kept = new Set<ResponseTracker>();
+  for (let i = 0; i < 3000; i++) kept.add(lendTracker());
+  const reused = [...kept].filter((t) => many.includes(t)).length;
+  assert.ok(reused > 0 && reused <= 1024, `at most 1024 spares kept (${reused})`);
 });

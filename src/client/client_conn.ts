@@ -37,7 +37,7 @@ import {
   renameInBind,
   type Statement,
 } from '../session/prepared.js';
-import { Pending, ResponseTracker, type TrackerSink } from '../session/tracker.js';
+import { lendTracker, Pending, ResponseTracker, returnTracker, type TrackerSink } from '../session/tracker.js';
 import { PROBE_SQL, parseProbe, pinReasons, type SessionState } from '../session/state.js';
 import type { ClientContext } from './context.js';
 import { randomKey } from './random_pool.js';
@@ -124,7 +124,8 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     return (this.statementsMap ??= new Map());
   }
   private statementsMap: Map<string, Statement> | null = null;
-  // Idle clients are most clients: what only a linked client needs is made on first use.
+  // Idle clients are most clients: what only a linked client needs is made on first use
+  // (the tracker is lent at link and returned at unlink).
   private get tracker(): ResponseTracker {
     return (this.trackerObj ??= new ResponseTracker());
   }
@@ -808,7 +809,8 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     this.inCopy = false;
     this.copyIn = false;
     this.server!.wire.resume();
-    this.tracker.reset();
+    // Emulation tracks replies while linked; the tracker goes back at unlink.
+    this.trackerObj = this.emulating ? lendTracker() : null;
     this.linkFlags = 0;
     this.batchOpen = false;
     this.healing = false;
@@ -1050,6 +1052,10 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     this.server = null;
     server.client = null;
     pool.activeClients--;
+    if (this.trackerObj) {
+      returnTracker(this.trackerObj);
+      this.trackerObj = null;
+    }
     const held = now() - this.linkStart;
     pool.stats.xactCount++;
     pool.stats.xactTimeUs += held * 1000;

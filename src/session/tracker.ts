@@ -205,3 +205,19 @@ export class ResponseTracker {
     return k === Pending.SyntheticParse || k === Pending.SyntheticClose || k === Pending.SyntheticRaw;
   }
 }
+
+// Trackers are lent to clients while they hold a server, not kept per client:
+// most clients of a busy pooler sit idle, and a used tracker keeps its slots.
+const spareTrackers: ResponseTracker[] = [];
+const MAX_SPARE_TRACKERS = 1024;
+
+/** An empty tracker for a client that has just been linked to a server. */
+export function lendTracker(): ResponseTracker {
+  return spareTrackers.pop() ?? new ResponseTracker();
+}
+
+/** Takes back a client's tracker when it gives up its server; what it still held is dropped. */
+export function returnTracker(tracker: ResponseTracker): void {
+  tracker.reset();
+  if (spareTrackers.length < MAX_SPARE_TRACKERS) spareTrackers.push(tracker);
+}
