@@ -9,6 +9,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { Wire } from '../src/net/wire.js';
+import { now } from '../src/net/clock.js';
 import { Recorder, collect, payload } from './harness/streams.js';
 import { waitFor } from './harness/wait.js';
 import { generateCerts } from './harness/certs.js';
@@ -64,6 +65,33 @@ test('a plain TCP socket is driven through its handle; bytes arrive whole and in
     for (const c of outbound.chunks) wire.write(c);
     await waitFor(() => got.bytes() === 4 * 1024 * 1024, 'all outbound bytes');
     assert.equal(got.digest(), outbound.digest);
+  } finally {
+    done();
+  }
+});
+
+test('inside a read callback the clock is read once; a sink that throws still ends the callback', async () => {
+  const { far, wire, done } = await acceleratedPair();
+  try {
+    const seen: Array<{ first: number; later: number; live: number }> = [];
+    let throwNext = false;
+    (wire as unknown as { sink: Recorder }).sink.onWireData = () => {
+      const first = now();
+      const deadline = performance.now() + 1000;
+      while (Date.now() <= first && performance.now() < deadline); // the clock moves on
+      seen.push({ first, later: now(), live: Date.now() });
+      if (throwNext) throw new Error('sink failure');
+    };
+    far.write('a');
+    await waitFor(() => seen.length === 1, 'the first read');
+    assert.equal(seen[0]!.later, seen[0]!.first, 'one reading per read callback');
+    assert.ok(seen[0]!.live > seen[0]!.first, 'while the live clock moved on');
+    throwNext = true;
+    assert.throws(() => wire.onChunk(Buffer.from('b')), /sink failure/);
+    const after = now();
+    const deadline = performance.now() + 1000;
+    while (Date.now() <= after && performance.now() < deadline);
+    assert.ok(now() > after, 'after a failed callback the clock is live again');
   } finally {
     done();
   }

@@ -269,7 +269,8 @@ test('random statements: whatever the lexer flags, the byte prefilter lets throu
   const parts = ['SET', 'set', 'RESET', 'ALL', 'LISTEN', 'CLOSE', 'LOAD', 'DO', 'CALL', 'DECLARE', 'CURSOR', 'WITH', 'HOLD', 'FOR',
     'PREPARE', 'EXECUTE', 'DEALLOCATE', 'DISCARD', 'TEMP', 'CREATE', 'TABLE', 'INTO', 'AS', 'EXPLAIN', 'ANALYZE', 'SELECT',
     'UPDATE', 't', 'x', '=', '1', ';', ';', '(', ')', ',', "'a;b'", "'/*'", "'*/'", "'--'", '/* c */', '/*', '*/', '-- c\n',
-    '\n', '$$ ; SET $$', '"q"', 'pg_advisory_lock(1)', "set_config('a','b',false)", 'pg_temp.t', 'U&"x"', 'é', 'E\'\\\';\''];
+    '\n', '$$ ; SET $$', '"q"', 'pg_advisory_lock(1)', "set_config('a','b',false)", 'pg_temp.t', 'U&"x"', 'é', 'E\'\\\';\'',
+    '$', '\f', '\v', '\r', '/* /* x */ SET */', 'éSET', 'SETé', '$a$', 'x$set'];
   let flaggedSeen = 0;
   for (let k = 0; k < 20_000; k++) {
     const words: string[] = [];
