@@ -115,11 +115,16 @@ test('auth_type=trust and any; hba picks methods per rule and rejects with the r
   await withSluice({ auth_type: 'trust' }, '', async (s) => assert.equal(await pgLogin(s.url('postgres', 'plain_u')), 1));
   await withSluice({ auth_type: 'any' }, '', async (s) => assert.equal(await pgLogin(s.url('postgres', 'plain_u')), 1));
   // trust with an auth_file admits only its users, as PgBouncer does.
-  await withSluice({ auth_type: 'trust' }, userlist({ plain_u: 'plain pw' }), async (s) => {
+  // (auth_file names the list, given here as text: with no auth_file, trust admits everyone.)
+  await withSluice({ auth_type: 'trust', auth_file: 'userlist.txt' }, userlist({ plain_u: 'plain pw' }), async (s) => {
     assert.equal(await pgLogin(s.url('postgres', 'plain_u')), 1);
     const refused = await pgRefused(s.url('postgres', 'nobody_here'));
     assert.equal(refused.code, '28000');
     assert.match(refused.message, /nobody_here/);
+    // A role PostgreSQL itself trusts from here, but not in auth_file: Sluice refuses it, not the server.
+    const unlisted = await pgRefused(s.url('postgres', 'md5_u'));
+    assert.equal(unlisted.code, '28000');
+    assert.match(unlisted.message, /no such user: "md5_u"/);
   });
   const { mkdtempSync, writeFileSync } = await import('node:fs');
   const os = await import('node:os');

@@ -67,7 +67,9 @@ export function authenticateClient(env: AuthEnvironment, client: ClientConn, don
     return;
   }
   const listed = config.userlist.get(client.user)?.secret;
-  if (method === 'trust' && (listed !== undefined || config.settings.auth_file === '')) {
+  // Like PgBouncer, trust still wants the user in auth_file — when there is one.
+  const requireKnownUser = method === 'trust' && config.settings.auth_file !== '';
+  if (method === 'trust' && (listed !== undefined || !requireKnownUser)) {
     // No exchange to run: answer at once, without building one (most logins behind a private network).
     client.sendAuth(AUTH_OK);
     done(null);
@@ -79,8 +81,7 @@ export function authenticateClient(env: AuthEnvironment, client: ClientConn, don
       method,
       user: client.user,
       secret,
-      // Like PgBouncer, trust still wants the user in auth_file — when there is one.
-      requireKnownUser: method === 'trust' ? config.settings.auth_file !== '' : false,
+      requireKnownUser,
       certCommonName: client.certCommonName,
     });
     const finish = () => {
