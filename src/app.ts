@@ -11,9 +11,9 @@ import type { ServerConn } from './pool/server_conn.js';
 import { ClientConn } from './client/client_conn.js';
 import type { ClientContext } from './client/context.js';
 import { sendCancel } from './client/cancel.js';
-import { randomPid } from './client/random_pool.js';
+import { CANCEL_SLOT_BITS, slotCodedPid, slotOfPid, uncodedPid } from './client/random_pool.js';
 import { serverAuthFactory, PassthroughKeys } from './pool/server_auth.js';
-import { authenticateClient, closeLookupPools, type AuthEnvironment } from './client/authenticate.js';
+import { authenticateClient, closeLookupPools, type AuthEnvironment, type AuthVerdict } from './client/authenticate.js';
 import { acceptBareHandles } from './net/listener.js';
 import { ClientSlots } from './pool/client_slots.js';
 import { clientClosed, clientOpened } from './memory.js';
@@ -41,12 +41,16 @@ export interface AdminPlugin {
 
 export type ShutdownMode = 'immediate' | 'wait-for-clients' | 'wait-for-servers';
 
+/** An ordinary login's verdict goes straight to the client. */
+const clientVerdict: AuthVerdict = (client, err) => client.authDone(err);
+
 export class Sluice implements ClientContext {
   readonly pooler: Pooler;
   readonly clients = new ClientSlots<ClientConn>();
   readonly log: Logger;
   /** Cancel key pid → the client's slot (numbers, not clients: see src/pool/client_slots.ts). */
-  private readonly cancelSlots = new Map<number, number>();
+  /** Cancel process ids of clients whose slot is too high to be coded in theirs (over 2^20 clients). */
+  private readonly uncodedCancels = new Map<number, ClientConn>();
   private readonly clientsPerDb = new Map<string, number>();
   private readonly clientsPerUser = new Map<string, number>();
   private readonly servers: net.Server[] = [];
@@ -194,20 +198,16 @@ export class Sluice implements ClientContext {
     onLookedUpSecret: (user, secret) => this.passthrough.rememberSecret(user, secret),
   };
 
-  authenticate(client: ClientConn, done: (err: ErrorFields | null) => void): void {
-    const admin = this.isAdminDatabase(client.database);
-    authenticateClient(
-      this.authEnvironment,
-      client,
-      (err) => {
-        if (err || !admin) return done(err);
-        // The admin console takes only admin_users and stats_users, whatever the method said.
-        const s = this.config.settings;
-        if (s.admin_users.includes(client.user) || s.stats_users.includes(client.user)) done(null);
-        else done({ code: '28000', message: `user "${client.user}" is not allowed to use the admin console (admin_users / stats_users)` });
-      },
-    );
+  authenticate(client: ClientConn): void {
+    authenticateClient(this.authEnvironment, client, this.isAdminDatabase(client.database) ? this.adminVerdict : clientVerdict);
   }
+
+  /** The admin console takes only admin_users and stats_users, whatever the method said. */
+  private readonly adminVerdict: AuthVerdict = (client, err) => {
+    const s = this.config.settings;
+    if (err || s.admin_users.includes(client.user) || s.stats_users.includes(client.user)) client.authDone(err);
+    else client.authDone({ code: '28000', message: `user "${client.user}" is not allowed to use the admin console (admin_users / stats_users)` });
+  };
 
   tlsRequired(client: ClientConn): boolean {
     const mode = this.config.settings.client_tls_sslmode;
@@ -294,18 +294,19 @@ export class Sluice implements ClientContext {
   }
 
   registerCancel(client: ClientConn): number {
+    if (client.slot >= 0 && client.slot < 1 << CANCEL_SLOT_BITS) return slotCodedPid(client.slot);
     for (;;) {
-      const pid = randomPid();
-      if (!this.cancelSlots.has(pid)) {
-        this.cancelSlots.set(pid, client.slot);
+      const pid = uncodedPid();
+      if (!this.uncodedCancels.has(pid)) {
+        this.uncodedCancels.set(pid, client);
         return pid;
       }
     }
   }
 
   cancel(pid: number, key: Buffer): void {
-    const slot = this.cancelSlots.get(pid);
-    const target = slot === undefined ? undefined : this.clients.at(slot);
+    const slot = slotOfPid(pid);
+    const target = slot >= 0 ? this.clients.at(slot) : this.uncodedCancels.get(pid);
     // A cancel for an unknown client, a wrong key, or a client holding no server does nothing.
     if (!target || target.cancelPid !== pid || !target.matchesCancelKey(key)) return;
     const server = target.linkedServer;
@@ -345,7 +346,7 @@ export class Sluice implements ClientContext {
   }
 
   forget(client: ClientConn, reason: string, isError: boolean): void {
-    if (client.cancelPid) this.cancelSlots.delete(client.cancelPid);
+    if (client.cancelPid && slotOfPid(client.cancelPid) < 0) this.uncodedCancels.delete(client.cancelPid);
     if (this.clients.delete(client)) clientClosed();
     this.admin?.forget(client);
     if (client.admitted) {

@@ -79,7 +79,44 @@ test('a forged cancel key cancels nothing', async () => {
     s.end(cancelRequest(target.cancelPid, key));
     await new Promise<void>((r) => s.once('close', r));
   }
+  // The right key with a process id that names the same registry slot but is not the client's.
+  for (const pid of [target.cancelPid ^ (1 << 20), target.cancelPid ^ (1 << 29)]) {
+    const s = net.connect({ host: '127.0.0.1', port: sluice.port });
+    await new Promise<void>((r) => s.once('connect', r));
+    s.end(cancelRequest(pid, target.cancelKey));
+    await new Promise<void>((r) => s.once('close', r));
+  }
   const r = await q;
   assert.equal(r.rows[0].r, 'finished');
   await c.end();
+});
+
+test('past 2^20 registry slots a client gets an uncoded process id from a table, cancelable until it leaves', () => {
+  const app = sluice.app;
+  const forwarded: unknown[] = [];
+  const realForward = app.forwardCancel;
+  app.forwardCancel = (server) => void forwarded.push(server);
+  try {
+    const key = Buffer.from('k3y!');
+    const server = { name: 'stand-in for a linked server' };
+    // Only what registerCancel, cancel and forget read of a client.
+    const client = {
+      slot: 1 << 20,
+      cancelPid: 0,
+      linkedServer: server,
+      admitted: false,
+      matchesCancelKey: (k: Buffer) => k.equals(key),
+    } as unknown as Parameters<typeof app.registerCancel>[0];
+    client.cancelPid = app.registerCancel(client);
+    assert.ok(client.cancelPid >= 0x40000000, `an uncoded pid (${client.cancelPid})`);
+    app.cancel(client.cancelPid, Buffer.from('nope'));
+    assert.equal(forwarded.length, 0, 'a wrong key forwards nothing');
+    app.cancel(client.cancelPid, key);
+    assert.deepEqual(forwarded, [server]);
+    app.forget(client, 'test', false);
+    app.cancel(client.cancelPid, key);
+    assert.equal(forwarded.length, 1, 'forgotten: the table no longer has it');
+  } finally {
+    app.forwardCancel = realForward;
+  }
 });

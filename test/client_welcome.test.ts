@@ -74,3 +74,24 @@ test('without pool parameters (not yet known) nothing is cached, and the applica
   assert.deepEqual(decode(a), [['application_name', 'app']]);
   assert.notEqual(welcomeParameters(null, params(), 'app'), a);
 });
+
+test('clients borrowing one startup reading get the last answer again; one that changed a setting does not', () => {
+  // application_name is in ignore_startup_parameters here, so the welcome adds it from the login itself.
+  const pool = new Map([['TimeZone', 'UTC']]);
+  const ignore: readonly string[] = ['application_name'];
+  const packet = new Map([['user', 'u'], ['TimeZone', 'Asia/Tokyo'], ['application_name', 'api']]);
+  const borrow = () => {
+    const p = ClientParams.fromStartup(packet, ignore, true);
+    assert.ok(p instanceof ClientParams);
+    return p;
+  };
+  const a = welcomeParameters(pool, borrow(), 'api');
+  assert.deepEqual(decode(a), [['TimeZone', 'Asia/Tokyo'], ['application_name', 'api']]);
+  assert.equal(welcomeParameters(pool, borrow(), 'api'), a);
+  const changed = borrow();
+  changed.set('TimeZone', 'Europe/Oslo'); // now its own copy: not the Map the last answer was for
+  assert.deepEqual(decode(welcomeParameters(pool, changed, 'api')), [['TimeZone', 'Europe/Oslo'], ['application_name', 'api']]);
+  assert.deepEqual(decode(welcomeParameters(pool, borrow(), 'other')), [['TimeZone', 'Asia/Tokyo'], ['application_name', 'other']], 'the application name is part of the key');
+  const pool2 = new Map([['TimeZone', 'UTC'], ['DateStyle', 'ISO']]);
+  assert.deepEqual(decode(welcomeParameters(pool2, borrow(), 'other')), [['TimeZone', 'Asia/Tokyo'], ['DateStyle', 'ISO'], ['application_name', 'other']], 'so is the pool');
+});

@@ -309,3 +309,38 @@ test('two strings whose remembering keys collide each still decode to themselves
     assert.equal(startupParams('user', second).get('user'), second);
   }
 });
+
+// ---------------------------------------------------------------- remembered packets
+
+test('a byte-identical startup packet gets the same frozen parse; one byte apart gets its own', () => {
+  const bytes = packet(v3(0), pairs('user', 'carol', 'database', 'orders', 'client_encoding', 'UTF8'));
+  const a = parseStartupPacket(bytes) as Extract<StartupPacket, { kind: 'startup' }>;
+  const b = parseStartupPacket(Buffer.from(bytes)) as Extract<StartupPacket, { kind: 'startup' }>;
+  assert.equal(a.shared, true);
+  assert.equal(b, a, 'the same object for the same bytes');
+  assert.ok(Object.isFrozen(a) && Object.isFrozen(a.protocolOptions));
+  const other = Buffer.from(bytes);
+  other[other.indexOf('carol') + 4] = 0x4c; // 'carol' -> 'caroL', same length and hash input size
+  const c = parseStartupPacket(other) as Extract<StartupPacket, { kind: 'startup' }>;
+  assert.notEqual(c, a);
+  assert.equal(c.params.get('user'), 'caroL');
+  assert.equal(a.params.get('user'), 'carol', 'the remembered parse is untouched');
+  // The protocol version is part of the packet: 3.2 is not 3.0 with the same parameters.
+  const minor2 = parseStartupPacket(packet(v3(2), pairs('user', 'carol', 'database', 'orders', 'client_encoding', 'UTF8')));
+  assert.equal((minor2 as Extract<StartupPacket, { kind: 'startup' }>).minor, 2);
+});
+
+test('packets over 512 bytes are parsed each time and not shared; malformed ones are always refused', () => {
+  const long = packet(v3(0), pairs('user', 'dave', 'application_name', 'a'.repeat(600)));
+  const a = parseStartupPacket(long) as Extract<StartupPacket, { kind: 'startup' }>;
+  const b = parseStartupPacket(long) as Extract<StartupPacket, { kind: 'startup' }>;
+  assert.equal(a.shared, false);
+  assert.notEqual(a, b);
+  assert.equal(b.params.get('application_name'), 'a'.repeat(600));
+  // A good packet seen before does not vouch for a broken one that starts the same way.
+  const good = packet(v3(0), pairs('user', 'erin'));
+  parseStartupPacket(good);
+  const broken = Buffer.from(good);
+  broken[broken.length - 1] = 0x78; // the terminator replaced
+  for (let i = 0; i < 2; i++) expectProtocolError(() => parseStartupPacket(broken), /terminator|unterminated/);
+});

@@ -29,13 +29,24 @@ function hbaRules(config: Config): HbaFile {
   return hba;
 }
 
+interface MethodChoice {
+  readonly method: ClientAuthMethod;
+  /** The auth_hba_file rule's location, when one decided. */
+  readonly rule?: string;
+}
+
+/** auth_type's choice: one object per method, not one per login. */
+const typeChoices = new Map<ClientAuthMethod, MethodChoice>();
+function typeChoice(method: ClientAuthMethod): MethodChoice {
+  let choice = typeChoices.get(method);
+  if (choice === undefined) typeChoices.set(method, (choice = Object.freeze({ method })));
+  return choice;
+}
+
 /** The method for this client, and the hba rule's location when one decided it. */
-function chooseMethod(config: Config, client: ClientConn): { method: ClientAuthMethod; rule?: string } {
+function chooseMethod(config: Config, client: ClientConn): MethodChoice {
   const type = config.settings.auth_type;
-  if (type !== 'hba') {
-    if (type === 'pam') return { method: 'reject' };
-    return { method: type };
-  }
+  if (type !== 'hba') return typeChoice(type === 'pam' ? 'reject' : type);
   const rule = findHbaRule(hbaRules(config).rules, {
     local: client.isUnix,
     tls: client.tls,
@@ -43,7 +54,7 @@ function chooseMethod(config: Config, client: ClientConn): { method: ClientAuthM
     database: client.database,
     user: client.user,
   });
-  if (!rule) return { method: 'reject' };
+  if (!rule) return typeChoice('reject');
   return { method: rule.method, rule: `${rule.file}:${rule.line}` };
 }
 
@@ -51,19 +62,22 @@ function needsSecret(method: ClientAuthMethod): boolean {
   return method === 'plain' || method === 'password' || method === 'md5' || method === 'scram-sha-256';
 }
 
-export function authenticateClient(env: AuthEnvironment, client: ClientConn, done: (err: ErrorFields | null) => void): void {
+/** How authenticateClient reports: once per client, null when it is admitted. A plain function, not a closure per login. */
+export type AuthVerdict = (client: ClientConn, err: ErrorFields | null) => void;
+
+export function authenticateClient(env: AuthEnvironment, client: ClientConn, verdict: AuthVerdict): void {
   const config = env.config();
-  let choice: { method: ClientAuthMethod; rule?: string };
+  let choice: MethodChoice;
   try {
     choice = chooseMethod(config, client);
   } catch (err) {
-    done({ code: '28000', message: `authentication configuration error: ${err instanceof Error ? err.message : String(err)}` });
+    verdict(client, { code: '28000', message: `authentication configuration error: ${err instanceof Error ? err.message : String(err)}` });
     return;
   }
   const { method } = choice;
   if (method === 'reject') {
     const why = choice.rule ? `rejected by ${choice.rule}` : 'no auth_hba_file rule matches';
-    done({ code: '28000', message: `connection for user "${client.user}" to database "${client.database}" is not allowed (${why})` });
+    verdict(client, { code: '28000', message: `connection for user "${client.user}" to database "${client.database}" is not allowed (${why})` });
     return;
   }
   const listed = config.userlist.get(client.user)?.secret;
@@ -72,9 +86,26 @@ export function authenticateClient(env: AuthEnvironment, client: ClientConn, don
   if (method === 'trust' && (listed !== undefined || !requireKnownUser)) {
     // No exchange to run: answer at once, without building one (most logins behind a private network).
     client.sendAuth(AUTH_OK);
-    done(null);
+    verdict(client, null);
     return;
   }
+  exchange(env, client, verdict, method, requireKnownUser, listed);
+}
+
+/**
+ * Finds the secret when auth_query must, then runs the method's exchange. A
+ * function of its own: variables its callbacks capture live in a context
+ * object, and in authenticateClient that object would be made for every
+ * login, trust's included.
+ */
+function exchange(
+  env: AuthEnvironment,
+  client: ClientConn,
+  verdict: AuthVerdict,
+  method: ClientAuthMethod,
+  requireKnownUser: boolean,
+  listed: string | undefined,
+): void {
   const proceed = (secret: string | undefined) => {
     if (client.state !== 'auth') return;
     const auth = createClientAuth({
@@ -90,8 +121,8 @@ export function authenticateClient(env: AuthEnvironment, client: ClientConn, don
       client.onAuthMessage = null;
       if (r.ok) {
         if (r.scramKeys) env.onScramKeys(client.user, r.scramKeys);
-        done(null);
-      } else done({ code: r.sqlstate, message: r.message });
+        verdict(client, null);
+      } else verdict(client, { code: r.sqlstate, message: r.message });
     };
     for (const m of auth.start()) client.sendAuth(m);
     if (auth.result) return finish();
@@ -101,6 +132,7 @@ export function authenticateClient(env: AuthEnvironment, client: ClientConn, don
       if (step.result) finish();
     };
   };
+  const config = env.config();
   if (listed !== undefined || !needsSecret(method) || !config.settings.auth_user && !env.findDatabase(client.database)?.auth_user) {
     proceed(listed);
     return;
@@ -110,7 +142,7 @@ export function authenticateClient(env: AuthEnvironment, client: ClientConn, don
     proceed(secret);
   }, (err: unknown) => {
     if (client.state !== 'auth') return;
-    done({ code: '28000', message: `auth_query failed: ${err instanceof Error ? err.message : String(err)}` });
+    verdict(client, { code: '28000', message: `auth_query failed: ${err instanceof Error ? err.message : String(err)}` });
   });
 }
 

@@ -327,7 +327,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     this.user = p.params.get('user') ?? '';
     this.database = p.params.get('database') || this.user;
     this.appName = p.params.get('application_name') ?? '';
-    const parsed = ClientParams.fromStartup(p.params, this.ctx.settings().ignore_startup_parameters);
+    const parsed = ClientParams.fromStartup(p.params, this.ctx.settings().ignore_startup_parameters, p.shared);
     if (typeof parsed === 'string') {
       this.fatal({ code: '08P01', message: parsed });
       return;
@@ -339,11 +339,14 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       return;
     }
     this.state = 'auth';
-    this.ctx.authenticate(this, (err) => {
-      if (this.state !== 'auth') return;
-      if (err) this.fatal(err);
-      else this.onAuthenticated();
-    });
+    this.ctx.authenticate(this);
+  }
+
+  /** The auth layer's verdict: null admits the client. */
+  authDone(err: ErrorFields | null): void {
+    if (this.state !== 'auth') return;
+    if (err) this.fatal(err);
+    else this.onAuthenticated();
   }
 
   /** Sends an auth message during the exchange (used by the auth layer). */
@@ -371,6 +374,11 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     pool.clientCount++;
     pool.stats.clientConnectCount++;
     this.state = 'welcome';
+    // Known once the pool has logged in to a server: then no callback to make.
+    if (pool.params) {
+      this.sendWelcome();
+      return;
+    }
     pool.whenParamsKnown((err) => {
       if (this.state !== 'welcome') return;
       if (err) this.failWithPoolError(err);

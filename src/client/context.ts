@@ -10,8 +10,8 @@ export interface ClientContext {
   settings(): Settings;
   /** Client limits checked once the user and database are known; returns the refusal, if any. */
   admit(client: ClientConn): ErrorFields | null;
-  /** Runs client authentication; calls back once with null (ok) or the error to send. */
-  authenticate(client: ClientConn, done: (err: ErrorFields | null) => void): void;
+  /** Runs client authentication; ends with one client.authDone(null), or the error to send. */
+  authenticate(client: ClientConn): void;
   tlsRequired(client: ClientConn): boolean;
   /** Present when client TLS is configured: takes over the socket after an SSLRequest (direct = bytes of a direct TLS handshake). */
   tlsUpgrade?: (client: ClientConn, direct: Buffer | null) => void;

@@ -22,8 +22,25 @@ interface PoolCache {
 
 const byPool = new WeakMap<ReadonlyMap<string, string>, PoolCache>();
 
+// The last answer: logins of one application come in runs, and its clients
+// borrow one parameter Map from their shared startup packet (see ClientParams).
+let lastPool: ReadonlyMap<string, string> | null = null;
+let lastWanted: ClientParams['wanted'] | null = null;
+let lastAppName = '';
+let lastBytes: Buffer | null = null;
+
 export function welcomeParameters(poolParams: ReadonlyMap<string, string> | null, params: ClientParams, appName: string): Buffer {
   if (!poolParams) return build(null, params, appName);
+  if (poolParams === lastPool && params.wanted === lastWanted && appName === lastAppName) return lastBytes!;
+  const bytes = lookup(poolParams, params, appName);
+  lastPool = poolParams;
+  lastWanted = params.wanted;
+  lastAppName = appName;
+  lastBytes = bytes;
+  return bytes;
+}
+
+function lookup(poolParams: ReadonlyMap<string, string>, params: ClientParams, appName: string): Buffer {
   let cache = byPool.get(poolParams);
   if (!cache || cache.sets >= MAX_SETS) byPool.set(poolParams, (cache = { root: newStep(), sets: 0 }));
   // The path is name, value, name, value, …, application name: two sets share an end only if they are equal.

@@ -23,7 +23,15 @@ export type StartupPacket =
       params: ReadonlyMap<string, string>;
       /** `_pq_.` protocol options the client asked for; Sluice knows none. */
       protocolOptions: readonly string[];
+      /**
+       * The same frozen object is handed out for every byte-identical packet
+       * of up to 512 bytes (see rememberedPacket), so what is derived from
+       * it can be derived once. False for longer packets.
+       */
+      shared: boolean;
     };
+
+type Startup = Extract<StartupPacket, { kind: 'startup' }>;
 
 const NOTHING = Buffer.alloc(0);
 
@@ -75,6 +83,8 @@ export function parseStartupPacket(packet: Buffer): StartupPacket {
     if (length < 16 || length > 12 + 256) throw new ProtocolError(ProtocolErrorCode.BadStartup, 'invalid length of cancel request');
     return { kind: 'cancel', pid: packet.readInt32BE(8), key: Buffer.from(packet.subarray(12)) };
   }
+  const known = rememberedPacket(packet);
+  if (known !== null) return known;
   const major = code >>> 16;
   const minor = code & 0xffff;
   if (major !== 3) {
@@ -102,7 +112,44 @@ export function parseStartupPacket(packet: Buffer): StartupPacket {
     pos = scanEnd + 1;
   }
   if (!params.get('user')) throw new ProtocolError(ProtocolErrorCode.BadStartup, 'no PostgreSQL user name specified in startup packet', '28000');
-  return { kind: 'startup', major, minor, params, protocolOptions };
+  const parsed: Startup = { kind: 'startup', major, minor, params, protocolOptions, shared: false };
+  return rememberPacket(packet, parsed);
+}
+
+// Whole startup packets repeat even more than their strings: every login
+// from one application sends the same user, database and driver settings.
+// A packet seen before is recognised by its bytes and its parse handed out
+// again, frozen: no parameter Map, no array, no object per login. Only valid
+// packets are remembered, so every malformed one is still parsed and refused.
+const MAX_REMEMBERED_PACKET = 512;
+const MAX_REMEMBERED_PACKETS = 1024;
+const rememberedPackets = new Map<number, { bytes: Uint8Array; packet: Startup }>();
+/** The hash of the packet last looked up, for rememberPacket. */
+let packetHash = 0;
+
+function rememberedPacket(packet: Buffer): Startup | null {
+  const n = packet.length;
+  if (n > MAX_REMEMBERED_PACKET) return null;
+  let hash = 0x811c9dc5; // FNV-1a over the parameters (the 8 bytes before are length and version)
+  for (let i = 8; i < n; i++) hash = Math.imul(hash ^ packet[i], 16777619);
+  hash = (hash ^ n) & 0x3fffffff;
+  packetHash = hash;
+  const known = rememberedPackets.get(hash);
+  if (known === undefined) return null;
+  const bytes = known.bytes;
+  if (bytes.length !== n) return null;
+  for (let i = 0; i < n; i++) if (bytes[i] !== packet[i]) return null;
+  return known.packet;
+}
+
+function rememberPacket(packet: Buffer, parsed: Startup): Startup {
+  if (packet.length > MAX_REMEMBERED_PACKET) return parsed;
+  if (rememberedPackets.size >= MAX_REMEMBERED_PACKETS) rememberedPackets.clear();
+  const shared: Startup = Object.freeze({ ...parsed, protocolOptions: Object.freeze(parsed.protocolOptions), shared: true });
+  const bytes = new Uint8Array(packet.length); // its own copy, not a view that pins the read
+  bytes.set(packet);
+  rememberedPackets.set(packetHash, { bytes, packet: shared });
+  return shared;
 }
 
 // Startup strings (parameter names, user, database and application names)

@@ -25,15 +25,38 @@ export interface Wanted {
 }
 
 export class ClientParams {
-  readonly wanted = new Map<string, Wanted>();
+  /**
+   * Lower-case name → what the client wants. While `borrowed`, the Map and
+   * its entries belong to a template that other clients with the same
+   * startup packet share: the first write copies them (see own()).
+   */
+  wanted: Map<string, Wanted>;
+  private borrowed: boolean;
+
+  constructor(wanted: Map<string, Wanted> = new Map(), borrowed = false) {
+    this.wanted = wanted;
+    this.borrowed = borrowed;
+  }
 
   /**
    * Builds the client's wanted parameters from its startup packet. `options`
    * (`-c name=value`, `--name=value`) is unpacked; anything listed in
    * ignore_startup_parameters is dropped. Returns an error text for an
-   * `options` value Sluice cannot honour.
+   * `options` value Sluice cannot honour. A shared packet (one the parser
+   * hands out again for identical bytes) is read once per ignore list; its
+   * clients then borrow that reading until they change a setting.
    */
-  static fromStartup(params: ReadonlyMap<string, string>, ignore: readonly string[]): ClientParams | string {
+  static fromStartup(params: ReadonlyMap<string, string>, ignore: readonly string[], shared = false): ClientParams | string {
+    if (!shared) return ClientParams.read(params, ignore);
+    let t = templates.get(params);
+    if (t === undefined || t.ignore !== ignore) {
+      t = { ignore, made: ClientParams.read(params, ignore) };
+      templates.set(params, t);
+    }
+    return typeof t.made === 'string' ? t.made : new ClientParams(t.made.wanted, true);
+  }
+
+  private static read(params: ReadonlyMap<string, string>, ignore: readonly string[]): ClientParams | string {
     const out = new ClientParams();
     const ignored = ignoredSet(ignore);
     for (const [name, value] of params) {
@@ -52,8 +75,18 @@ export class ClientParams {
     return out;
   }
 
-  set(name: string, value: string): void {
+  /** Before a write: a borrowed template becomes this client's own copy. */
+  private own(): void {
     if (this === NO_CLIENT_PARAMS) throw new Error('ClientParams: the shared empty set is never written to');
+    if (!this.borrowed) return;
+    const copy = new Map<string, Wanted>();
+    for (const [key, w] of this.wanted) copy.set(key, { name: w.name, value: w.value, initial: w.initial });
+    this.wanted = copy;
+    this.borrowed = false;
+  }
+
+  set(name: string, value: string): void {
+    this.own();
     const key = name.toLowerCase();
     const cur = this.wanted.get(key);
     if (cur) cur.value = value;
@@ -92,7 +125,7 @@ export class ClientParams {
    * what this client has set, so they become what follows it to other servers.
    */
   adoptSessionSettings(settings: ReadonlyMap<string, string>, server: ServerConn): void {
-    if (this === NO_CLIENT_PARAMS) throw new Error('ClientParams: the shared empty set is never written to');
+    this.own();
     const present = new Set([...settings.keys()].map((k) => k.toLowerCase()));
     for (const [key, w] of [...this.wanted]) {
       if (present.has(key)) continue;
@@ -107,6 +140,13 @@ export class ClientParams {
     }
   }
 }
+
+/**
+ * Readings of shared startup packets, with the ignore list they were read
+ * under (a RELOAD may change it). Weak: a packet the parser forgets takes
+ * its reading with it.
+ */
+const templates = new WeakMap<ReadonlyMap<string, string>, { ignore: readonly string[]; made: ClientParams | string }>();
 
 /** What a client has before its startup packet is read: shared by all of them, so writing to it throws. */
 export const NO_CLIENT_PARAMS = new ClientParams();
