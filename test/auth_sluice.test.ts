@@ -236,3 +236,32 @@ test('fuzz: malformed SSLRequest, StartupMessage, SASLInitialResponse and SASLRe
     assert.equal(await pgLogin(s.url('postgres', 'scram_u', 'scram pw')), 1);
   });
 });
+
+test('trust sends AuthenticationOk first on every path: with the welcome, before the first welcome of a pool, before 3D000 and the admin console', async () => {
+  await withSluice({ auth_type: 'trust', admin_users: 'plain_u' }, '', async (s) => {
+    /** The message types a raw trust login gets, up to ReadyForQuery or an error. */
+    const login = async (database: string) => {
+      const { socket, msgs } = raw(s.port);
+      await new Promise<void>((r) => socket.once('connect', r));
+      socket.write(startupMessage({ user: 'plain_u', database }));
+      const last = await msgs.until((m) => m.type === 'Z' || m.type === 'E');
+      socket.destroy();
+      const authOk = msgs.all[0];
+      assert.equal(authOk.type, 'R', `${database}: AuthenticationOk first`);
+      assert.equal(authOk.body.readInt32BE(0), 0);
+      assert.equal(msgs.all.filter((m) => m.type === 'R').length, 1, `${database}: exactly one authentication message`);
+      return { types: msgs.all.map((m) => m.type).join(''), last };
+    };
+    // The pool has not logged in to PostgreSQL yet: the welcome waits for it, AuthenticationOk does not.
+    const first = await login('postgres');
+    assert.match(first.types, /^RS+KZ$/);
+    // Now its parameters are known: AuthenticationOk travels in the welcome's Buffer.
+    const again = await login('postgres');
+    assert.equal(again.types, first.types);
+    const missing = await login('no_such_db');
+    assert.equal(missing.types, 'RE');
+    assert.equal(missing.last.fields?.get('C'), '3D000');
+    const admin = await login('pgbouncer');
+    assert.match(admin.types, /^RS*KZ$/);
+  });
+});

@@ -6,7 +6,7 @@ import pg from 'pg';
 import type { Config, DatabaseEntry } from '../config/types.js';
 import { createClientAuth, type ClientAuthMethod } from '../auth/client_auth.js';
 import { loadHbaFile, findHbaRule, type HbaFile } from '../auth/hba.js';
-import { AUTH_OK, type ErrorFields } from '../protocol/messages.js';
+import type { ErrorFields } from '../protocol/messages.js';
 import type { ScramKeys } from '../protocol/scram.js';
 import type { ClientConn } from './client_conn.js';
 
@@ -84,8 +84,9 @@ export function authenticateClient(env: AuthEnvironment, client: ClientConn, ver
   // Like PgBouncer, trust still wants the user in auth_file — when there is one.
   const requireKnownUser = method === 'trust' && config.settings.auth_file !== '';
   if (method === 'trust' && (listed !== undefined || !requireKnownUser)) {
-    // No exchange to run: answer at once, without building one (most logins behind a private network).
-    client.sendAuth(AUTH_OK);
+    // No exchange to run: admit at once, without building one (most logins behind a private network).
+    // AuthenticationOk is left to the client, to send in one Buffer with its welcome.
+    client.deferAuthOk();
     verdict(client, null);
     return;
   }

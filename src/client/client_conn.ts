@@ -10,6 +10,7 @@ import { MessageReader, Verdict, type FrameSink } from '../protocol/framer.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { StartupReader, NEWEST_MINOR, type StartupPacket } from '../protocol/startup.js';
 import {
+  AUTH_OK,
   SSL_NO,
   SSL_YES,
   errorResponse,
@@ -357,42 +358,55 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   /** The auth layer's hook for PasswordMessage/SASL responses. */
   onAuthMessage: ((type: number, body: Buffer) => void) | null = null;
 
+  /** Trust admitted the client with no exchange: AuthenticationOk is owed (see onAuthenticated). */
+  private authOkOwed = false;
+
+  /** The auth layer's fast path (trust): AuthenticationOk goes out with what follows it. */
+  deferAuthOk(): void {
+    if (this.state === 'auth') this.authOkOwed = true;
+  }
+
   private onAuthenticated(): void {
-    if (this.ctx.isAdminDatabase(this.database)) {
+    const admin = this.ctx.isAdminDatabase(this.database);
+    const db = admin ? undefined : this.ctx.findDatabase(this.database);
+    const pool = db ? this.ctx.poolFor(db, this.user) : null;
+    // An owed AuthenticationOk rides in the welcome's own Buffer when the welcome goes now; otherwise it goes alone, first.
+    const okInWelcome = this.authOkOwed && pool !== null && pool.params !== null;
+    if (this.authOkOwed && !okInWelcome) this.wire.write(AUTH_OK);
+    this.authOkOwed = false;
+    if (admin) {
       this.state = 'idle';
       this.ctx.startAdmin(this);
       return;
     }
-    const db = this.ctx.findDatabase(this.database);
-    if (!db) {
+    if (!db || !pool) {
       this.fatal({ code: '3D000', message: `no such database: ${this.database}` });
       return;
     }
     this.db = db;
-    const pool = this.ctx.poolFor(db, this.user);
     this.pool = pool;
     pool.clientCount++;
     pool.stats.clientConnectCount++;
     this.state = 'welcome';
     // Known once the pool has logged in to a server: then no callback to make.
     if (pool.params) {
-      this.sendWelcome();
+      this.sendWelcome(okInWelcome);
       return;
     }
     pool.whenParamsKnown((err) => {
       if (this.state !== 'welcome') return;
       if (err) this.failWithPoolError(err);
-      else this.sendWelcome();
+      else this.sendWelcome(false);
     });
   }
 
-  private sendWelcome(): void {
+  private sendWelcome(authOk: boolean): void {
     const pool = this.pool!;
     this.cancelPid = this.ctx.registerCancel(this);
     this.cancelKey = randomKey(this.protocolMinor >= 2 ? 32 : 4);
     this.state = 'idle';
     this.lastActivity = now();
-    this.wire.write(welcome(welcomeParameters(pool.params, this.params, this.appName), this.cancelPid, this.cancelKey));
+    this.wire.write(welcome(welcomeParameters(pool.params, this.params, this.appName), this.cancelPid, this.cancelKey, authOk));
     this.wire.accelerate();
   }
 

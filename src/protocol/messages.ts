@@ -70,11 +70,17 @@ export function parameterStatus(name: string, value: string): Buffer {
  * The end of a login in one allocation: the given ParameterStatus bytes,
  * BackendKeyData and ReadyForQuery (idle).
  */
-export function welcome(parameterStatuses: Buffer, pid: number, key: Buffer): Buffer {
-  const at = parameterStatuses.length;
+/**
+ * The end of a login: ParameterStatus messages, BackendKeyData and
+ * ReadyForQuery, in one Buffer; with `authOk`, AuthenticationOk first.
+ */
+export function welcome(parameterStatuses: Buffer, pid: number, key: Uint8Array, authOk = false): Buffer {
+  const head = authOk ? AUTH_OK.length : 0;
+  const at = head + parameterStatuses.length;
   const out = Buffer.allocUnsafe(at + 9 + key.length + 6);
   // set() rather than Buffer#copy: one builtin call each, at every login.
-  out.set(parameterStatuses, 0);
+  if (authOk) out.set(AUTH_OK, 0);
+  out.set(parameterStatuses, head);
   out[at] = 0x4b; // K
   out.writeInt32BE(8 + key.length, at + 1);
   out.writeInt32BE(pid, at + 5);
