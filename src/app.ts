@@ -11,7 +11,7 @@ import type { ServerConn } from './pool/server_conn.js';
 import { ClientConn } from './client/client_conn.js';
 import type { ClientContext } from './client/context.js';
 import { sendCancel } from './client/cancel.js';
-import { CANCEL_SLOT_BITS, slotCodedPid, slotOfPid, uncodedPid } from './client/random_pool.js';
+import { CancelPids } from './client/cancel_pids.js';
 import { serverAuthFactory, PassthroughKeys } from './pool/server_auth.js';
 import { authenticateClient, closeLookupPools, type AuthEnvironment, type AuthVerdict } from './client/authenticate.js';
 import { acceptBareHandles } from './net/listener.js';
@@ -49,8 +49,7 @@ export class Sluice implements ClientContext {
   readonly clients = new ClientSlots<ClientConn>();
   readonly log: Logger;
   /** Cancel key pid → the client's slot (numbers, not clients: see src/pool/client_slots.ts). */
-  /** Cancel process ids of clients whose slot is too high to be coded in theirs (over 2^20 clients). */
-  private readonly uncodedCancels = new Map<number, ClientConn>();
+  private readonly cancelPids = new CancelPids();
   private readonly clientsPerDb = new Map<string, number>();
   private readonly clientsPerUser = new Map<string, number>();
   private readonly servers: net.Server[] = [];
@@ -294,19 +293,12 @@ export class Sluice implements ClientContext {
   }
 
   registerCancel(client: ClientConn): number {
-    if (client.slot >= 0 && client.slot < 1 << CANCEL_SLOT_BITS) return slotCodedPid(client.slot);
-    for (;;) {
-      const pid = uncodedPid();
-      if (!this.uncodedCancels.has(pid)) {
-        this.uncodedCancels.set(pid, client);
-        return pid;
-      }
-    }
+    return this.cancelPids.add(client.slot);
   }
 
   cancel(pid: number, key: Buffer): void {
-    const slot = slotOfPid(pid);
-    const target = slot >= 0 ? this.clients.at(slot) : this.uncodedCancels.get(pid);
+    const slot = this.cancelPids.slotOf(pid);
+    const target = slot < 0 ? undefined : this.clients.at(slot);
     // A cancel for an unknown client, a wrong key, or a client holding no server does nothing.
     if (!target || target.cancelPid !== pid || !target.matchesCancelKey(key)) return;
     const server = target.linkedServer;
@@ -346,7 +338,7 @@ export class Sluice implements ClientContext {
   }
 
   forget(client: ClientConn, reason: string, isError: boolean): void {
-    if (client.cancelPid && slotOfPid(client.cancelPid) < 0) this.uncodedCancels.delete(client.cancelPid);
+    if (client.cancelPid) this.cancelPids.delete(client.cancelPid);
     if (this.clients.delete(client)) clientClosed();
     this.admin?.forget(client);
     if (client.admitted) {

@@ -237,22 +237,27 @@ test('fuzz: malformed SSLRequest, StartupMessage, SASLInitialResponse and SASLRe
   });
 });
 
-test('trust sends AuthenticationOk first on every path: with the welcome, before the first welcome of a pool, before 3D000 and the admin console', async () => {
+test('trust sends AuthenticationOk first: with the welcome, before a pool\'s first welcome, before 3D000 and the admin console; a refused admin login gets none', async () => {
   await withSluice({ auth_type: 'trust', admin_users: 'plain_u' }, '', async (s) => {
     /** The message types a raw trust login gets, up to ReadyForQuery or an error. */
-    const login = async (database: string) => {
+    const messages = async (database: string, user = 'plain_u') => {
       const { socket, msgs } = raw(s.port);
       await new Promise<void>((r) => socket.once('connect', r));
-      socket.write(startupMessage({ user: 'plain_u', database }));
+      socket.write(startupMessage({ user, database }));
       const last = await msgs.until((m) => m.type === 'Z' || m.type === 'E');
       socket.destroy();
-      const authOk = msgs.all[0];
-      assert.equal(authOk.type, 'R', `${database}: AuthenticationOk first`);
-      assert.equal(authOk.body.readInt32BE(0), 0);
-      assert.equal(msgs.all.filter((m) => m.type === 'R').length, 1, `${database}: exactly one authentication message`);
-      return { types: msgs.all.map((m) => m.type).join(''), last };
+      return { types: msgs.all.map((m) => m.type).join(''), last, all: msgs.all };
     };
-    // The pool has not logged in to PostgreSQL yet: the welcome waits for it, AuthenticationOk does not.
+    /** An admitted trust login: exactly one authentication message, AuthenticationOk, and it comes first. */
+    const login = async (database: string) => {
+      const r = await messages(database);
+      assert.equal(r.all[0].type, 'R', `${database}: AuthenticationOk first`);
+      assert.equal(r.all[0].body.readInt32BE(0), 0);
+      assert.equal(r.all.filter((m) => m.type === 'R').length, 1, `${database}: exactly one authentication message`);
+      return r;
+    };
+    // The pool has not logged in to PostgreSQL yet: AuthenticationOk is written alone, the welcome once the pool knows its
+    // parameters (the order is what this can check; when each left is not visible in the bytes).
     const first = await login('postgres');
     assert.match(first.types, /^RS+KZ$/);
     // Now its parameters are known: AuthenticationOk travels in the welcome's Buffer.
@@ -263,5 +268,9 @@ test('trust sends AuthenticationOk first on every path: with the welcome, before
     assert.equal(missing.last.fields?.get('C'), '3D000');
     const admin = await login('pgbouncer');
     assert.match(admin.types, /^RS*KZ$/);
+    // Not in admin_users: refused as PostgreSQL and PgBouncer refuse a login, with no AuthenticationOk before the error.
+    const refused = await messages('pgbouncer', 'scram_u');
+    assert.equal(refused.types, 'E');
+    assert.equal(refused.last.fields?.get('C'), '28000');
   });
 });

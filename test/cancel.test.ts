@@ -91,32 +91,31 @@ test('a forged cancel key cancels nothing', async () => {
   await c.end();
 });
 
-test('past 2^20 registry slots a client gets an uncoded process id from a table, cancelable until it leaves', () => {
-  const app = sluice.app;
-  const forwarded: unknown[] = [];
-  const realForward = app.forwardCancel;
-  app.forwardCancel = (server) => void forwarded.push(server);
-  try {
-    const key = Buffer.from('k3y!');
-    const server = { name: 'stand-in for a linked server' };
-    // Only what registerCancel, cancel and forget read of a client.
-    const client = {
-      slot: 1 << 20,
-      cancelPid: 0,
-      linkedServer: server,
-      admitted: false,
-      matchesCancelKey: (k: Buffer) => k.equals(key),
-    } as unknown as Parameters<typeof app.registerCancel>[0];
-    client.cancelPid = app.registerCancel(client);
-    assert.ok(client.cancelPid >= 0x40000000, `an uncoded pid (${client.cancelPid})`);
-    app.cancel(client.cancelPid, Buffer.from('nope'));
-    assert.equal(forwarded.length, 0, 'a wrong key forwards nothing');
-    app.cancel(client.cancelPid, key);
-    assert.deepEqual(forwarded, [server]);
-    app.forget(client, 'test', false);
-    app.cancel(client.cancelPid, key);
-    assert.equal(forwarded.length, 1, 'forgotten: the table no longer has it');
-  } finally {
-    app.forwardCancel = realForward;
-  }
+test('a client that left takes its cancel key with it: the next client in its registry slot is not cancelable with it', async () => {
+  const first = new pg.Client({ connectionString: sluice.url() });
+  await first.connect();
+  const gone = [...sluice.app.clients].find((x) => x.state === 'idle')!;
+  const old = { slot: gone.slot, pid: gone.cancelPid, key: Buffer.from(gone.cancelKey) };
+  await first.end();
+  await waitFor(() => sluice.app.clients.at(old.slot) === undefined, 'the client to be forgotten', 5000);
+  const second = new pg.Client({ connectionString: sluice.url() });
+  await second.connect();
+  const heir = sluice.app.clients.at(old.slot);
+  assert.ok(heir, 'the new client reuses the freed slot');
+  assert.notEqual(heir.cancelPid, old.pid, 'and gets a pid of its own');
+  const q = second.query("select pg_sleep(1.5) /* heir */, 'finished' as r");
+  await waitFor(() => sleeping('heir'), 'the query to run');
+  const s = net.connect({ host: '127.0.0.1', port: sluice.port });
+  await new Promise<void>((r) => s.once('connect', r));
+  s.end(cancelRequest(old.pid, old.key));
+  await new Promise<void>((r) => s.once('close', r));
+  assert.equal((await q).rows[0].r, 'finished', 'the old pid and key cancelled nothing');
+  // Its own pid and key still work.
+  const q2 = second.query('select pg_sleep(30) /* heir2 */');
+  await waitFor(() => sleeping('heir2'), 'the second query to run');
+  const t = net.connect({ host: '127.0.0.1', port: sluice.port });
+  await new Promise<void>((r) => t.once('connect', r));
+  t.end(cancelRequest(heir.cancelPid, Buffer.from(heir.cancelKey)));
+  await assert.rejects(q2, /canceling statement due to user request/);
+  await second.end();
 });

@@ -344,3 +344,29 @@ test('packets over 512 bytes are parsed each time and not shared; malformed ones
   broken[broken.length - 1] = 0x78; // the terminator replaced
   for (let i = 0; i < 2; i++) expectProtocolError(() => parseStartupPacket(broken), /terminator|unterminated/);
 });
+
+test('a shared parse cannot be written to; 3.0 and 3.2 packets with the same parameters are remembered apart', () => {
+  const kv = ['user', 'frank', 'database', 'ledger'];
+  const p30 = parseStartupPacket(packet(v3(0), pairs(...kv))) as Extract<StartupPacket, { kind: 'startup' }>;
+  const p32 = parseStartupPacket(packet(v3(2), pairs(...kv))) as Extract<StartupPacket, { kind: 'startup' }>;
+  assert.throws(() => (p30.params as Map<string, string>).set('user', 'mallory'), TypeError);
+  assert.throws(() => (p30.params as Map<string, string>).delete('user'), TypeError);
+  assert.equal(p30.params.get('user'), 'frank');
+  // The version is hashed too, so the two do not keep evicting each other.
+  for (let i = 0; i < 3; i++) {
+    assert.equal(parseStartupPacket(packet(v3(0), pairs(...kv))), p30);
+    assert.equal(parseStartupPacket(packet(v3(2), pairs(...kv))), p32);
+  }
+});
+
+test('past 1,024 remembered packets the cache starts over and every packet still parses to itself', () => {
+  const first = parseStartupPacket(packet(v3(0), pairs('user', 'u-first')));
+  for (let i = 0; i < 1100; i++) {
+    const p = parseStartupPacket(packet(v3(0), pairs('user', `u${i}`, 'application_name', 'fill'))) as Extract<StartupPacket, { kind: 'startup' }>;
+    assert.equal(p.params.get('user'), `u${i}`);
+  }
+  const again = parseStartupPacket(packet(v3(0), pairs('user', 'u-first'))) as Extract<StartupPacket, { kind: 'startup' }>;
+  assert.notEqual(again, first, 'forgotten when the cache started over, then parsed afresh');
+  assert.equal(again.params.get('user'), 'u-first');
+  assert.equal(again.shared, true);
+});

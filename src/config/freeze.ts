@@ -1,5 +1,6 @@
 // Deep-freezing helpers. Object.freeze does not stop Map#set, so maps handed
-// out by the config layer are FrozenMaps: real Maps whose mutators throw.
+// out by the config layer are FrozenMaps: real Maps whose mutators throw (the
+// startup parser uses them too, for parses it shares between clients).
 
 export class FrozenMap<K, V> extends Map<K, V> implements ReadonlyMap<K, V> {
   #sealed = false;
@@ -10,14 +11,14 @@ export class FrozenMap<K, V> extends Map<K, V> implements ReadonlyMap<K, V> {
     Object.freeze(this);
   }
   override set(key: K, value: V): this {
-    if (this.#sealed) throw new TypeError('config maps are read-only');
+    if (this.#sealed) throw new TypeError('this map is read-only');
     return super.set(key, value);
   }
   override delete(_key: K): boolean {
-    throw new TypeError('config maps are read-only');
+    throw new TypeError('this map is read-only');
   }
   override clear(): void {
-    throw new TypeError('config maps are read-only');
+    throw new TypeError('this map is read-only');
   }
 }
 

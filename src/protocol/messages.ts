@@ -67,10 +67,6 @@ export function parameterStatus(name: string, value: string): Buffer {
 }
 
 /**
- * The end of a login in one allocation: the given ParameterStatus bytes,
- * BackendKeyData and ReadyForQuery (idle).
- */
-/**
  * The end of a login: ParameterStatus messages, BackendKeyData and
  * ReadyForQuery, in one Buffer; with `authOk`, AuthenticationOk first.
  */

@@ -3,6 +3,7 @@
 import { Buffer } from 'node:buffer';
 import { ProtocolError, ProtocolErrorCode } from './errors.js';
 import { int32At } from './framer.js';
+import { FrozenMap } from '../config/freeze.js';
 
 export const SSL_REQUEST_CODE = 80877103;
 export const GSSENC_REQUEST_CODE = 80877104;
@@ -130,8 +131,8 @@ let packetHash = 0;
 function rememberedPacket(packet: Buffer): Startup | null {
   const n = packet.length;
   if (n > MAX_REMEMBERED_PACKET) return null;
-  let hash = 0x811c9dc5; // FNV-1a over the parameters (the 8 bytes before are length and version)
-  for (let i = 8; i < n; i++) hash = Math.imul(hash ^ packet[i], 16777619);
+  let hash = 0x811c9dc5; // FNV-1a over version and parameters (the length is mixed in below)
+  for (let i = 4; i < n; i++) hash = Math.imul(hash ^ packet[i], 16777619);
   hash = (hash ^ n) & 0x3fffffff;
   packetHash = hash;
   const known = rememberedPackets.get(hash);
@@ -144,8 +145,14 @@ function rememberedPacket(packet: Buffer): Startup | null {
 
 function rememberPacket(packet: Buffer, parsed: Startup): Startup {
   if (packet.length > MAX_REMEMBERED_PACKET) return parsed;
-  if (rememberedPackets.size >= MAX_REMEMBERED_PACKETS) rememberedPackets.clear();
-  const shared: Startup = Object.freeze({ ...parsed, protocolOptions: Object.freeze(parsed.protocolOptions), shared: true });
+  if (rememberedPackets.size >= MAX_REMEMBERED_PACKETS && !rememberedPackets.has(packetHash)) rememberedPackets.clear();
+  // Frozen through and through: every client that sends these bytes gets this object.
+  const shared: Startup = Object.freeze({
+    ...parsed,
+    params: new FrozenMap(parsed.params),
+    protocolOptions: Object.freeze(parsed.protocolOptions),
+    shared: true,
+  });
   const bytes = new Uint8Array(packet.length); // its own copy, not a view that pins the read
   bytes.set(packet);
   rememberedPackets.set(packetHash, { bytes, packet: shared });
