@@ -240,10 +240,10 @@ test('fuzz: malformed SSLRequest, StartupMessage, SASLInitialResponse and SASLRe
 test('trust sends AuthenticationOk first: with the welcome, before a pool\'s first welcome, before 3D000 and the admin console; a refused admin login gets none', async () => {
   await withSluice({ auth_type: 'trust', admin_users: 'plain_u' }, '', async (s) => {
     /** The message types a raw trust login gets, up to ReadyForQuery or an error. */
-    const messages = async (database: string, user = 'plain_u') => {
+    const messages = async (database: string, user = 'plain_u', minor = 0) => {
       const { socket, msgs } = raw(s.port);
       await new Promise<void>((r) => socket.once('connect', r));
-      socket.write(startupMessage({ user, database }));
+      socket.write(startupMessage({ user, database }, minor));
       const last = await msgs.until((m) => m.type === 'Z' || m.type === 'E');
       socket.destroy();
       return { types: msgs.all.map((m) => m.type).join(''), last, all: msgs.all };
@@ -263,6 +263,9 @@ test('trust sends AuthenticationOk first: with the welcome, before a pool\'s fir
     // Now its parameters are known: AuthenticationOk travels in the welcome's Buffer.
     const again = await login('postgres');
     assert.equal(again.types, first.types);
+    // A newer protocol minor: NegotiateProtocolVersion first, then the same login.
+    const newer = await messages('postgres', 'plain_u', 9);
+    assert.match(newer.types, /^vRS+KZ$/);
     const missing = await login('no_such_db');
     assert.equal(missing.types, 'RE');
     assert.equal(missing.last.fields?.get('C'), '3D000');

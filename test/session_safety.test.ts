@@ -109,6 +109,33 @@ test('the welcome reports each client its own startup values, also for clients w
   }
 });
 
+test('clients with byte-identical startup packets share one reading of it until one of them sets something', async () => {
+  const s = await sluice();
+  try {
+    // Same user, database, options and application name: the parser hands all three the same parse.
+    const connect = async () => {
+      const c = new pg.Client({ connectionString: s.url(), application_name: 'twin', options: '-c TimeZone=Asia/Tokyo' });
+      c.on('error', () => {});
+      await c.connect();
+      return c;
+    };
+    const a = await connect();
+    const b = await connect();
+    await a.query("set timezone = 'UTC'");
+    await a.query("set application_name = 'renamed'");
+    assert.equal(await one(a, 'show timezone'), 'UTC');
+    assert.equal(await one(b, 'show timezone'), 'Asia/Tokyo', 'the twin keeps the startup value');
+    assert.equal(await one(b, 'select current_setting($$application_name$$)'), 'twin');
+    const c = await connect();
+    assert.equal(await one(c, 'show timezone'), 'Asia/Tokyo', 'and so does a client that arrives later');
+    await a.query('reset timezone');
+    assert.equal(await one(a, 'show timezone'), 'Asia/Tokyo', 'RESET returns to the startup value');
+    await Promise.all([a.end(), b.end(), c.end()]);
+  } finally {
+    await s.stop();
+  }
+});
+
 test('ignore_startup_parameters drops the listed parameters; others are replayed', async () => {
   const s = await sluice({ ignore_startup_parameters: 'extra_float_digits' });
   try {
