@@ -34,4 +34,3 @@ export function randomPid(): number {
     if (pid !== 0) return pid;
   }
 }
-
