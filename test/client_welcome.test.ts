@@ -88,9 +88,11 @@ test('clients borrowing one startup reading get the last answer again; one that 
   const a = welcomeParameters(pool, borrow(), 'api');
   assert.deepEqual(decode(a), [['TimeZone', 'Asia/Tokyo'], ['application_name', 'api']]);
   assert.equal(welcomeParameters(pool, borrow(), 'api'), a);
+  // Each check below follows a login that differs from it in one part of the key only.
   const changed = borrow();
   changed.set('TimeZone', 'Europe/Oslo'); // now its own copy: not the Map the last answer was for
   assert.deepEqual(decode(welcomeParameters(pool, changed, 'api')), [['TimeZone', 'Europe/Oslo'], ['application_name', 'api']]);
+  assert.equal(welcomeParameters(pool, borrow(), 'api'), a);
   assert.deepEqual(decode(welcomeParameters(pool, borrow(), 'other')), [['TimeZone', 'Asia/Tokyo'], ['application_name', 'other']], 'the application name is part of the key');
   const pool2 = new Map([['TimeZone', 'UTC'], ['DateStyle', 'ISO']]);
   assert.deepEqual(decode(welcomeParameters(pool2, borrow(), 'other')), [['TimeZone', 'Asia/Tokyo'], ['DateStyle', 'ISO'], ['application_name', 'other']], 'so is the pool');
