@@ -137,6 +137,46 @@ test('end of stream while paused waits behind the held bytes; resume delivers th
   }
 });
 
+/** One event-loop turn: a resume()'s delivery (process.nextTick) has run by then. */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+test('held bytes never reach an owner after destroy(): not on a later resume(), nor after its close', async () => {
+  const { far, wire, sink, done } = await acceleratedPair();
+  try {
+    wire.pause();
+    far.write(randomBytes(5000));
+    await waitFor(() => wire.bytesHeld === 5000, 'the bytes, held');
+    wire.destroy();
+    await waitFor(() => sink.closes === 1, 'the close');
+    assert.equal(wire.bytesHeld, 0, 'the close drops what was held');
+    wire.resume();
+    await nextTurn();
+    assert.equal(sink.bytes, 0, 'nothing delivered after the close');
+    assert.equal(wire.pendingBytes, 0, 'a closed Wire has nothing pending (a number, not undefined)');
+  } finally {
+    done();
+  }
+});
+
+test('an owner that destroys the Wire while held chunks are delivered gets no more of them', async () => {
+  const { near, far, done } = await socketPair();
+  let delivered = 0;
+  const wire: Wire = new Wire(near, { onWireData: () => (delivered++, wire.destroy()), onWireDrain() {}, onWireError() {}, onWireClose() {} });
+  wire.accelerate();
+  try {
+    wire.pause();
+    for (let i = 0; i < 20; i++) {
+      far.write(randomBytes(1000));
+      await waitFor(() => wire.bytesHeld === (i + 1) * 1000, 'each write held as its own chunk');
+    }
+    wire.resume();
+    await nextTurn();
+    assert.equal(delivered, 1, 'the first chunk only: the owner closed the connection on it');
+  } finally {
+    done();
+  }
+});
+
 test('write() reports backpressure when the peer does not read, and drain follows once it does', async () => {
   const { far, wire, sink, done } = await acceleratedPair();
   try {

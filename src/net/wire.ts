@@ -198,7 +198,8 @@ export class Wire {
 
   /** Bytes written but not yet taken by the kernel. */
   get pendingBytes(): number {
-    return this.handle ? this.handle.writeQueueSize : this.socket!.writableLength;
+    if (this.handle === null) return this.socket!.writableLength;
+    return this.destroyed ? 0 : (this.handle.writeQueueSize ?? 0); // a closed handle has no queue
   }
 
   get isPaused(): boolean {
@@ -409,9 +410,7 @@ export class Wire {
     }
     if (this.closed) return;
     this.closed = true;
-    this.held = null;
-    this.heldBytes = 0;
-    this.endPending = false;
+    this.dropHeld();
     const h = this.handle!;
     h.reading = false;
     h.readStop();
@@ -452,7 +451,7 @@ export class Wire {
       this.socket!.resume();
       return;
     }
-    if (!this.paused || this.closed) return;
+    if (!this.paused || this.destroyed) return;
     this.paused = false;
     if (this.stopped && !this.endPending) {
       this.stopped = false;
@@ -466,12 +465,13 @@ export class Wire {
 
   /** @internal */
   deliverHeld(): void {
+    if (this.destroyed) return this.dropHeld();
     while (this.held && !this.paused) {
       const chunks = this.held;
       this.held = null;
       this.heldBytes = 0;
       for (let i = 0; i < chunks.length; i++) {
-        if (this.closed) return; // the owner closed the connection on what it was given
+        if (this.destroyed) return; // the owner closed the connection on what it was given
         if (this.paused) {
           // Paused again by what we delivered: keep the rest, in order, ahead of anything newer.
           const rest = chunks.slice(i);
@@ -487,6 +487,13 @@ export class Wire {
       this.endPending = false;
       this.onEnd();
     }
+  }
+
+  /** @internal Nothing held is delivered after a close: it would reach an owner that is done. */
+  dropHeld(): void {
+    this.held = null;
+    this.heldBytes = 0;
+    this.endPending = false;
   }
 
   /** @internal The peer's end of stream, or one that waited behind held bytes. */
@@ -554,7 +561,9 @@ function onSocketError(this: net.Socket, err: Error): void {
   wireOf(this).owner.onWireError(err);
 }
 function onSocketClose(this: net.Socket): void {
-  wireOf(this).owner.onWireClose();
+  const wire = wireOf(this);
+  wire.dropHeld();
+  wire.owner.onWireClose();
 }
 
 // A bare handle's reads: data, or end of stream (the peer closed), or an error.
