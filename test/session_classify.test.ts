@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bytesPrefilter, classifySql, classifySqlBytes, splitSetTarget, SqlFlag } from '../src/session/classify.js';
+import { bytesPrefilter, classifySql, classifySqlBytes, customSettingNames, splitSetTarget, SqlFlag } from '../src/session/classify.js';
 
 const S = SqlFlag.SessionSet;
 const L = SqlFlag.SetLocal;
@@ -15,6 +15,7 @@ const DT = SqlFlag.DiscardTemp;
 const DEA = SqlFlag.DeallocateAll;
 const DO = SqlFlag.DiscardOther;
 const U = SqlFlag.Unknown;
+const TP = SqlFlag.TempPath;
 
 const CASES: ReadonlyArray<readonly [string, number]> = [
   // --- ordinary traffic: nothing to see
@@ -43,7 +44,10 @@ const CASES: ReadonlyArray<readonly [string, number]> = [
   ['SELECT pg_advisory_unlock_xact(1)', 0],
   ["SELECT set_config('a.b', 'c', true)", 0],
   ["SELECT set_config('a.b', 'c', TRUE)", 0],
-  ["select pg_catalog.set_config('search_path', 'x', true)", 0],
+  // --- transaction-scoped search_path: pg_temp on it makes a plain CREATE temporary
+  ["select pg_catalog.set_config('search_path', 'x', true)", TP],
+  ["select set_config('Search_Path', 'pg_temp', true)", TP],
+  ['select set_config($1, $2, true)', TP],
   ['SELECT * FROM temp_results', 0],
   ['INSERT INTO temp VALUES (1)', 0],
   ['INSERT INTO pg_temp.t VALUES (1)', 0],
@@ -74,7 +78,8 @@ const CASES: ReadonlyArray<readonly [string, number]> = [
   ['RESET search_path', S],
   ['RESET ALL', S],
   ['reset all;', S],
-  ['SET LOCAL search_path TO app', L],
+  ['SET LOCAL search_path TO app', L | TP],
+  ["set local schema 'pg_temp'", L | TP],
   ['set local statement_timeout = 5', L],
   ['SET TRANSACTION ISOLATION LEVEL SERIALIZABLE', L],
   ['SET CONSTRAINTS ALL DEFERRED', L],
@@ -301,10 +306,18 @@ test('splitSetTarget', () => {
   assert.deepEqual(splitSetTarget('SET TRANSACTION READ WRITE'), ['transaction_read_only']);
   assert.deepEqual(splitSetTarget('RESET TIME ZONE; RESET search_path'), ['timezone', 'search_path']);
   assert.deepEqual(splitSetTarget("SELECT set_config('Search_Path', 'x', false), set_config('a.b', 'c', true)"), ['search_path']);
-  assert.deepEqual(splitSetTarget('SELECT set_config($1, $2, false)'), ['*']);
+  assert.deepEqual(splitSetTarget('SELECT set_config($1, $2, false)'), ['?']);
   assert.deepEqual(splitSetTarget("UPDATE t SET x = 1; SELECT 'SET y = 2'"), []);
   assert.deepEqual(splitSetTarget('SET CONSTRAINTS ALL DEFERRED'), []);
   assert.deepEqual(splitSetTarget(''), []);
+});
+
+test('customSettingNames: the dotted settings a statement sets or resets, lower-cased; ? for a name that is not a literal', () => {
+  assert.deepEqual(customSettingNames("SET app.Tenant = 'x'; SET work_mem = '8MB'; RESET \"My\".Key"), ['app.tenant', 'my.key']);
+  assert.deepEqual(customSettingNames("select set_config('app.a', $1, false), set_config('app.b', $2, true)"), ['app.a']);
+  assert.deepEqual(customSettingNames('select set_config($1, $2, false)'), ['?']);
+  assert.deepEqual(customSettingNames('RESET ALL'), [], 'RESET ALL names nothing: the probe reads what the client had');
+  assert.deepEqual(customSettingNames("SELECT 'set app.x = 1'"), []);
 });
 
 test('micro-benchmark (printed, not asserted)', () => {

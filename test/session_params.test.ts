@@ -96,3 +96,25 @@ test('the shared empty set refuses writes', () => {
   assert.throws(() => NO_CLIENT_PARAMS.set('a', 'b'), /never written to/);
   assert.throws(() => NO_CLIENT_PARAMS.adoptSessionSettings(new Map(), server()), /never written to/);
 });
+
+test('tempOnPath: a search_path that names pg_temp, from startup, SET, or a probe, and not otherwise', () => {
+  const ignore: readonly string[] = [];
+  const fromStartup = (path: string): boolean => (ClientParams.fromStartup(startup('search_path', path), ignore) as ClientParams).tempOnPath;
+  assert.equal(fromStartup('pg_temp, public'), true);
+  assert.equal(fromStartup('public,"pg_temp"'), true);
+  assert.equal(fromStartup('PG_TEMP'), true);
+  assert.equal(fromStartup('pg_temp_3, public'), true);
+  assert.equal(fromStartup('"$user", public'), false);
+  assert.equal(fromStartup('pg_temporary, my_pg_temp'), false);
+  const viaOptions = ClientParams.fromStartup(startup('options', '-c search_path=pg_temp,public'), ignore) as ClientParams;
+  assert.equal(viaOptions.tempOnPath, true);
+  const p = ClientParams.fromStartup(startup('application_name', 'x'), ignore, true) as ClientParams;
+  assert.equal(p.tempOnPath, false);
+  p.set('search_path', 'pg_temp, public');
+  assert.equal(p.tempOnPath, true);
+  // A probe that no longer reports search_path (RESET): back to what startup asked for, here nothing.
+  p.adoptSessionSettings(new Map(), server());
+  assert.equal(p.tempOnPath, false);
+  p.adoptSessionSettings(new Map([['search_path', 'public, pg_temp']]), server());
+  assert.equal(p.tempOnPath, true);
+});

@@ -4,10 +4,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import pg from 'pg';
+import postgres from 'postgres';
 import { startPostgres, type TestPostgres } from './harness/postgres.js';
 import { startSluice, type TestSluice } from './harness/sluice.js';
-import { loggedInSession, frame, cstr, int16, parseMsg as parse, bindMsg as bind, executeMsg as exec, syncMsg as sync, type MessageStream } from './harness/wire.js';
+import { loggedInSession, frame, cstr, int16, int32, parseMsg as parse, bindMsg as bind, executeMsg as exec, syncMsg as sync, type MessageStream } from './harness/wire.js';
 import { query } from '../src/protocol/messages.js';
+import { waitFor } from './harness/wait.js';
 
 let pgsrv: TestPostgres;
 before(async () => {
@@ -259,6 +261,207 @@ test('COPY FROM STDIN over the extended protocol (libpq style: Sync, data, CopyD
     assert.equal(types(msgs, mark2), '12DCZ12DCZ');
     await b.end();
     socket.end();
+  } finally {
+    await s.stop();
+  }
+});
+
+// ---------------------------------------------------------------- found in the review of 2026-11-29
+
+const pinsOf = (s: TestSluice): string[] => [...s.app.clients].flatMap((c) => c.pinReasons);
+const ADVISORY_LOCKS_HERE = "select count(*)::int as n from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()";
+
+// A named statement parsed while the client held no server was classified only
+// for pin_policy = error; its flags never reached the link, so nothing looked
+// at the server afterwards and the session lock went to the next client.
+test('a named statement parsed while idle that takes a session advisory lock pins its client', async () => {
+  const s = await sluice();
+  try {
+    const a = await client(s);
+    await a.query({ name: 'lock', text: 'select pg_advisory_lock($1)', values: [4242] });
+    await waitFor(() => pinsOf(s).includes('advisory_lock'), 'the client to be pinned for its lock');
+    await a.query('select pg_advisory_unlock_all()');
+    await waitFor(() => pinsOf(s).length === 0, 'the pin to go with the lock');
+    const b = await client(s);
+    assert.equal((await b.query(ADVISORY_LOCKS_HERE)).rows[0].n, 0, 'the next client on the only server holds no lock');
+    await Promise.all([a.end(), b.end()]);
+  } finally {
+    await s.stop();
+  }
+});
+
+// Flags were gathered at Parse only: node-postgres sends a known named statement as Bind/Execute alone.
+test('a named statement run again later (Bind only) is looked at again: its second lock pins', async () => {
+  const s = await sluice();
+  try {
+    const a = await client(s);
+    await a.query('begin');
+    await a.query({ name: 'lock', text: 'select pg_advisory_lock($1)', values: [1] });
+    await a.query('select pg_advisory_unlock_all()');
+    await a.query('commit');
+    await waitFor(() => s.app.clients.size === 1 && pinsOf(s).length === 0, 'no pin after the unlock');
+    await a.query({ name: 'lock', text: 'select pg_advisory_lock($1)', values: [2] });
+    await waitFor(() => pinsOf(s).includes('advisory_lock'), 'the pin for the second lock');
+    await a.end();
+  } finally {
+    await s.stop();
+  }
+});
+
+test("set_config(name, $1, false) in named statements (pg's {name}, postgres.js by default) follows its client and reaches no other", async () => {
+  const s = await sluice();
+  try {
+    const a = await client(s);
+    await a.query({ name: 'tenant', text: "select set_config('app.tenant', $1, false)", values: ['tenant-A'] });
+    const js = postgres(s.url(), { max: 1, onnotice: () => {} });
+    await js`select set_config('app.region', ${'region-J'}, false)`;
+    const b = await client(s);
+    const seen = (await b.query("select current_setting('app.tenant', true) as t, current_setting('app.region', true) as r")).rows[0];
+    assert.deepEqual([seen.t ?? '', seen.r ?? ''], ['', ''], 'the next client on the only server sees neither setting');
+    assert.equal((await a.query("select current_setting('app.tenant') as t")).rows[0].t, 'tenant-A');
+    const [mine] = await js`select current_setting('app.region') as r`;
+    assert.equal(mine.r, 'region-J');
+    await js.end();
+    await Promise.all([a.end(), b.end()]);
+  } finally {
+    await s.stop();
+  }
+});
+
+// The unnamed statement outlives a Sync (pgx's describe_exec mode, libpq's
+// PQprepare(conn, "", …) then PQexecPrepared): its Bind may come on another
+// server, or after another client's Parse on the same one.
+test("the unnamed statement is the client's own across a Sync, even after another client parsed one on the same server", async () => {
+  const s = await sluice();
+  const describe = frame('D', Buffer.concat([Buffer.from('S'), cstr('')]));
+  const a = await raw(s);
+  const b = await raw(s);
+  const roundTrip = async (x: { socket: net.Socket; msgs: MessageStream }, bytes: Buffer) => {
+    const from = x.msgs.all.length;
+    const want = x.msgs.all.filter((m) => m.type === 'Z').length + 1;
+    x.socket.write(bytes);
+    await zCount(x.msgs, want);
+    return x.msgs.all.slice(from);
+  };
+  const values = (got: Array<{ type: string; body: Buffer }>) => got.filter((m) => m.type === 'D').map((m) => m.body.subarray(6).toString());
+  try {
+    await roundTrip(a, Buffer.concat([parse('', "select 'A-query'::text"), describe, sync()]));
+    await roundTrip(b, Buffer.concat([parse('', "select 'B-query'::text"), describe, sync()]));
+    assert.deepEqual(values(await roundTrip(a, Buffer.concat([bind('', ''), exec(), sync()]))), ['A-query']);
+    assert.deepEqual(values(await roundTrip(b, Buffer.concat([bind('', ''), exec(), sync()]))), ['B-query']);
+    // A simple Query drops the client's unnamed statement: binding it is an error, never B's statement.
+    await roundTrip(a, query('select 1'));
+    await roundTrip(b, Buffer.concat([parse('', "select 'B-again'::text"), describe, sync()]));
+    const got = await roundTrip(a, Buffer.concat([bind('', ''), exec(), sync()]));
+    assert.deepEqual(values(got), []);
+    const err = got.find((m) => m.type === 'E') as { fields?: Map<string, string> } | undefined;
+    assert.equal(err?.fields?.get('C'), '26000', 'PostgreSQL says there is no unnamed statement');
+  } finally {
+    a.socket.destroy();
+    b.socket.destroy();
+    await s.stop();
+  }
+});
+
+// The cache of prepared statements was cleared from the SQL text, so a DISCARD
+// ALL that PostgreSQL refused (inside a transaction block) made Sluice forget
+// statements the server still had: "prepared statement sluice_1 already exists".
+test('a DISCARD ALL refused inside a transaction block leaves the prepared statements usable', async () => {
+  const s = await sluice();
+  try {
+    const a = await client(s);
+    const b = await client(s);
+    assert.equal((await b.query({ name: 'q', text: 'select 1 as v' })).rows[0].v, 1);
+    await a.query('begin');
+    await assert.rejects(a.query('discard all'), /cannot run inside a transaction block/);
+    await a.query('rollback');
+    for (let i = 0; i < 2; i++) assert.equal((await b.query({ name: 'q', text: 'select 1 as v' })).rows[0].v, 1);
+    await Promise.all([a.end(), b.end()]);
+  } finally {
+    await s.stop();
+  }
+});
+
+test('pin_policy = allow: after a DEALLOCATE ALL the prepared statements are prepared again', async () => {
+  const s = await sluice({ pin_policy: 'allow' });
+  try {
+    const a = await client(s);
+    const b = await client(s);
+    assert.equal((await b.query({ name: 'q', text: 'select 2 as v' })).rows[0].v, 2);
+    await a.query('deallocate all');
+    assert.equal((await b.query({ name: 'q', text: 'select 2 as v' })).rows[0].v, 2);
+    await Promise.all([a.end(), b.end()]);
+  } finally {
+    await s.stop();
+  }
+});
+
+// With pg_temp on search_path, a plain CREATE TABLE makes a temporary table: no SQL text says so.
+test('search_path naming pg_temp: a later plain CREATE TABLE makes a temp table, and its client is pinned', async () => {
+  const s = await sluice();
+  try {
+    const a = await client(s);
+    await a.query('set search_path = pg_temp, public');
+    await a.query('create table shadow_items(id int)');
+    await waitFor(() => pinsOf(s).includes('temp_object'), 'the pin for the temp table');
+    await a.end();
+    // The transaction-scoped form: SET LOCAL in the same transaction as the CREATE.
+    const c = await client(s);
+    await c.query('begin');
+    await c.query('set local search_path = pg_temp');
+    await c.query('create table shadow_local(id int)');
+    await c.query('commit');
+    await waitFor(() => pinsOf(s).includes('temp_object'), 'the pin after SET LOCAL search_path');
+    await c.end();
+  } finally {
+    await s.stop();
+  }
+});
+
+// A FunctionCall names its function by OID only; pg_advisory_lock(bigint) is OID 2880.
+test('a fast-path FunctionCall is looked at like DO: a session advisory lock taken through it pins', async () => {
+  const s = await sluice();
+  const a = await raw(s);
+  try {
+    const arg = Buffer.from('4711');
+    a.socket.write(frame('F', Buffer.concat([int32(2880), int16(1), int16(0), int16(1), int32(arg.length), arg, int16(0)])));
+    await zCount(a.msgs, 2);
+    assert.ok(a.msgs.all.some((m) => m.type === 'V'), 'a FunctionCallResponse');
+    await waitFor(() => pinsOf(s).includes('advisory_lock'), 'the pin for the lock');
+  } finally {
+    a.socket.destroy();
+    await s.stop();
+  }
+});
+
+// pg_settings does not list placeholders such as app.tenant, so the probe saw
+// no setting: the next client on the server read the first one's tenant.
+test('SET of a custom setting (app.tenant) follows its client, is RESET for the next, and RESET by the client too', async () => {
+  const s = await sluice();
+  try {
+    const a = await client(s);
+    const tenant = async (c: pg.Client): Promise<string> => (await c.query("select coalesce(current_setting('app.tenant', true), '') as t")).rows[0].t;
+    await a.query("set app.tenant = 'tenant-A'");
+    const b = await client(s);
+    assert.equal(await tenant(b), '', 'the next client on the only server does not see it');
+    assert.equal(await tenant(a), 'tenant-A', 'set again for its own client after the other used the server');
+    await a.query('reset app.tenant');
+    await b.query("set app.tenant = 'tenant-B'");
+    assert.equal(await tenant(a), '', "A's RESET stays, and B's value does not reach it");
+    assert.equal(await tenant(b), 'tenant-B');
+    await Promise.all([a.end(), b.end()]);
+  } finally {
+    await s.stop();
+  }
+});
+
+test('set_config with a setting name that is not a literal pins its client: what it set cannot be asked for', async () => {
+  const s = await sluice();
+  try {
+    const a = await client(s);
+    await a.query('select set_config($1, $2, false)', ['app.tenant', 'tenant-A']);
+    await waitFor(() => pinsOf(s).includes('unknown_setting'), 'the pin');
+    await a.end();
   } finally {
     await s.stop();
   }

@@ -28,18 +28,20 @@ import type { LinkedClient, ServerConn } from '../pool/server_conn.js';
 import type { Tickable } from '../pool/pooler.js';
 import type { Slotted } from '../pool/client_slots.js';
 import { ClientParams, NO_CLIENT_PARAMS } from '../session/params.js';
-import { classifySqlBytes, SqlFlag } from '../session/classify.js';
+import { classifySqlBytes, customSettingNames, SqlFlag } from '../session/classify.js';
 import {
   CLOSE_COMPLETE,
+  CLOSE_UNNAMED,
   PARSE_COMPLETE,
   closeStatementMessage,
   describeStatementMessage,
   parseMessage,
+  parseUnnamedMessage,
   renameInBind,
   type Statement,
 } from '../session/prepared.js';
 import { lendTracker, Pending, ResponseTracker, returnTracker, type TrackerSink } from '../session/tracker.js';
-import { PROBE_SQL, parseProbe, pinReasons, type SessionState } from '../session/state.js';
+import { parseProbe, pinReasons, probeSql, type SessionState } from '../session/state.js';
 import type { ClientContext } from './context.js';
 import { randomKey } from './random_pool.js';
 import { welcomeParameters } from './welcome.js';
@@ -133,6 +135,18 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   private trackerObj: ResponseTracker | null = null;
   /** SqlFlag bits seen since the server was linked. */
   private linkFlags = 0;
+  /**
+   * The client's unnamed statement (Parse body after the name) and its
+   * SqlFlag bits. It outlives a Sync, as in PostgreSQL, so a Bind or Describe
+   * of it after the client changed servers (or after another client's Parse
+   * on this one) is preceded by a Parse of its own text; see useUnnamed().
+   */
+  private unnamed: Buffer | null = null;
+  private unnamedFlags = 0;
+  /** Custom settings (`app.tenant`) this link's statements set: the probe asks for them by name. */
+  private linkSettingNames: string[] | null = null;
+  /** A set_config whose setting name is not a literal ran: what it set cannot be asked for, so the client keeps its server. */
+  private unknownSetting = false;
   /** Why the client holds its server beyond a transaction; empty when not pinned. */
   pinReasons: readonly string[] = NO_PINS;
   private loaded = false;
@@ -463,9 +477,9 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       // A named statement needs no server yet: register it, answer now, prepare lazily at Bind/Describe.
       // Nothing is in flight for an unlinked client, so the reply is in order.
       const nameEnd = data.indexOf(0, start + 5);
-      const flags = classifySqlBytes(data, nameEnd + 1, end);
-      if (flags !== 0 && this.refuseByPolicy(flags, false)) return Verdict.Consumed;
-      this.statements.set(data.toString('utf8', start + 5, nameEnd), this.ctx.statements.intern(data.subarray(nameEnd + 1, end)));
+      const st = this.ctx.statements.intern(data.subarray(nameEnd + 1, end));
+      if (st.flags !== 0 && this.refuseByPolicy(st.flags, false)) return Verdict.Consumed;
+      this.statements.set(data.toString('utf8', start + 5, nameEnd), st);
       this.pool!.stats.preparedParses++;
       this.wire.write(PARSE_COMPLETE);
       return Verdict.Consumed;
@@ -497,6 +511,20 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
           const flags = classifySqlBytes(data, start + 5, end);
           if (flags !== 0 && this.refuseByPolicy(flags, true)) return Verdict.Consumed;
           this.linkFlags |= flags;
+          if (flags & SqlFlag.SessionSet) this.noteSettingNames(customSettingNames(data.toString('utf8', start + 5, end - 1)));
+          this.tracker.push(Pending.Query, null, this);
+          // A simple Query drops the unnamed statement, the client's and the server's.
+          this.unnamed = null;
+          this.unnamedFlags = 0;
+          this.server!.unnamedTail = null;
+        }
+        break;
+      case 0x46 /* F FunctionCall */:
+        // Answered like a simple Query; the function is named by OID only, so any state may follow.
+        this.pendingReplies++;
+        if (this.queryStart === 0) this.queryStart = now();
+        if (emulating) {
+          this.linkFlags |= SqlFlag.Unknown;
           this.tracker.push(Pending.Query, null, this);
         }
         break;
@@ -574,18 +602,21 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
 
   private onParse(data: Buffer, start: number, end: number): Verdict {
     const nameEnd = data.indexOf(0, start + 5);
-    const flags = classifySqlBytes(data, nameEnd + 1, end);
-    if (flags !== 0 && this.refuseByPolicy(flags, false)) return Verdict.Consumed;
-    this.linkFlags |= flags;
     if (nameEnd === start + 5) {
+      const flags = classifySqlBytes(data, nameEnd + 1, end);
+      if (flags !== 0 && this.refuseByPolicy(flags, false)) return Verdict.Consumed;
+      this.linkFlags |= flags;
+      if (flags & SqlFlag.SessionSet) this.noteSettingNames(customSettingNames(data.toString('utf8', nameEnd + 1, data.indexOf(0, nameEnd + 1))));
+      this.rememberUnnamed(data, nameEnd + 1, end, flags);
       this.tracker.push(Pending.Parse, null, this);
       this.record(data.subarray(start, end), Pending.Parse);
       return Verdict.Forward;
     }
+    const st = this.ctx.statements.intern(data.subarray(nameEnd + 1, end));
+    if (st.flags !== 0 && this.refuseByPolicy(st.flags, false)) return Verdict.Consumed;
     this.openBatch();
     this.batchEligible = false; // a Parse reply goes to the client at once
     const name = data.toString('utf8', start + 5, nameEnd);
-    const st = this.ctx.statements.intern(data.subarray(nameEnd + 1, end));
     this.statements.set(name, st);
     this.pool!.stats.preparedParses++;
     this.reader.flush();
@@ -597,6 +628,61 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       this.pool!.stats.preparedMisses++;
       this.prepareOnServer(server, st, Pending.Parse);
     }
+    return Verdict.Consumed;
+  }
+
+  private noteSettingNames(names: readonly string[]): void {
+    for (const name of names) {
+      if (name === '?') this.unknownSetting = true;
+      else if (!(this.linkSettingNames ??= []).includes(name)) this.linkSettingNames.push(name);
+    }
+  }
+
+  /** Custom settings the probe asks for: this link's, the client's, and those the server holds from earlier clients. */
+  private probedSettingNames(server: ServerConn): string[] {
+    const names = this.linkSettingNames ?? [];
+    this.linkSettingNames = null;
+    for (const key of this.params.wanted.keys()) if (key.includes('.') && !names.includes(key)) names.push(key);
+    for (const key of server.settings.keys()) if (key.includes('.') && !names.includes(key)) names.push(key);
+    return names;
+  }
+
+  /** The client's unnamed Parse is on its way to the server: it becomes the client's and the server's unnamed statement. */
+  private rememberUnnamed(data: Buffer, from: number, end: number, flags: number): void {
+    let mine = this.unnamed;
+    // Clients repeat their queries: keep the copy when the text is the same.
+    if (mine === null || mine.length !== end - from || data.compare(mine, 0, mine.length, from, end) !== 0) {
+      mine = Buffer.allocUnsafe(end - from);
+      data.copy(mine, 0, from, end);
+      this.unnamed = mine;
+    }
+    this.unnamedFlags = flags;
+    this.server!.unnamedTail = mine;
+  }
+
+  /**
+   * A Bind or Describe of the unnamed statement on a server whose unnamed
+   * statement is not this client's: Parse the client's text first (its reply
+   * swallowed), or, when the client has none, Close the server's so that
+   * PostgreSQL itself reports that there is no unnamed statement.
+   */
+  private useUnnamed(msg: Buffer, kind: Pending.Bind | Pending.Describe): Verdict {
+    const server = this.server!;
+    const mine = this.unnamed;
+    this.reader.flush();
+    this.openBatch();
+    this.batchEligible = false;
+    if (mine === null) {
+      server.wire.write(CLOSE_UNNAMED);
+      this.tracker.push(Pending.CloseOurs, null, this);
+    } else if (server.unnamedTail === null || !server.unnamedTail.equals(mine)) {
+      server.wire.write(parseUnnamedMessage(mine));
+      this.tracker.push(Pending.ParseOurs, null, this);
+    }
+    server.unnamedTail = mine;
+    server.wire.write(msg);
+    this.tracker.push(kind, null, this);
+    this.record(msg, kind);
     return Verdict.Consumed;
   }
 
@@ -633,6 +719,9 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     const portalEnd = data.indexOf(0, start + 5);
     const nameEnd = data.indexOf(0, portalEnd + 1);
     if (nameEnd === portalEnd + 1 || nameEnd < 0) {
+      // Running the unnamed statement again runs whatever it does again.
+      this.linkFlags |= this.unnamedFlags;
+      if (nameEnd > 0 && this.server!.unnamedTail !== this.unnamed) return this.useUnnamed(data.subarray(start, end), Pending.Bind);
       this.tracker.push(Pending.Bind, null, this);
       this.record(data.subarray(start, end), Pending.Bind);
       return Verdict.Forward;
@@ -640,6 +729,11 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     this.reader.flush();
     this.openBatch(); // before any injected Parse
     const st = this.ensurePrepared(data.toString('utf8', portalEnd + 1, nameEnd));
+    if (st) {
+      // Each run of a statement may create session state.
+      this.linkFlags |= st.flags;
+      if (st.settingNames.length !== 0) this.noteSettingNames(st.settingNames);
+    }
     const server = this.server!;
     const msg = st ? renameInBind(data, start, portalEnd + 1, nameEnd, end, st.name) : data.subarray(start, end); // unknown name: PostgreSQL reports it
     server.wire.write(msg);
@@ -650,6 +744,9 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   }
 
   private onDescribe(data: Buffer, start: number, end: number): Verdict {
+    if (data[start + 5] === 0x53 /* S */ && data[start + 6] === 0 && this.server!.unnamedTail !== this.unnamed) {
+      return this.useUnnamed(data.subarray(start, end), Pending.Describe);
+    }
     if (data[start + 5] !== 0x53 /* S */ || data[start + 6] === 0) {
       this.tracker.push(Pending.Describe, null, this);
       this.record(data.subarray(start, end), Pending.Describe);
@@ -668,6 +765,12 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
 
   private onClose(data: Buffer, start: number, end: number): Verdict {
     if (data[start + 5] !== 0x53 /* S */ || data[start + 6] === 0) {
+      if (data[start + 5] === 0x53) {
+        // Closing the unnamed statement drops it on the server, whoever parsed it there.
+        this.unnamed = null;
+        this.unnamedFlags = 0;
+        this.server!.unnamedTail = null;
+      }
       this.tracker.push(Pending.Close, null, this);
       this.record(data.subarray(start, end), Pending.Close);
       return Verdict.Forward;
@@ -727,7 +830,17 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
 
   /** Flags that mean the server's session state may have changed and must be looked at. */
   private static readonly PROBE_FLAGS =
-    SqlFlag.SessionSet | SqlFlag.Advisory | SqlFlag.TempObject | SqlFlag.Listen | SqlFlag.HoldCursor | SqlFlag.SqlPrepare | SqlFlag.DiscardAll | SqlFlag.DiscardTemp | SqlFlag.Unknown | SqlFlag.Load;
+    SqlFlag.SessionSet |
+    SqlFlag.Advisory |
+    SqlFlag.TempObject |
+    SqlFlag.TempPath |
+    SqlFlag.Listen |
+    SqlFlag.HoldCursor |
+    SqlFlag.SqlPrepare |
+    SqlFlag.DiscardAll |
+    SqlFlag.DiscardTemp |
+    SqlFlag.Unknown |
+    SqlFlag.Load;
 
   /**
    * At a transaction boundary: when the transaction did something that may
@@ -735,19 +848,13 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
    * release. Returns true when the release decision is deferred to the probe.
    */
   private probeBeforeRelease(server: ServerConn): boolean {
-    const flags = this.linkFlags;
+    const flags = this.linkFlags | (this.params.tempOnPath ? SqlFlag.TempPath : 0);
     if (!this.pinned && (flags & ClientConn.PROBE_FLAGS) === 0) return false;
     if (this.pool!.settings.pinPolicy === 'allow' && (flags & (SqlFlag.SessionSet | SqlFlag.DiscardAll | SqlFlag.Unknown)) === 0 && !this.pinned) return false;
     this.linkFlags = 0;
     if (flags & SqlFlag.Load) this.loaded = true;
-    if (flags & (SqlFlag.DiscardAll | SqlFlag.DeallocateAll)) {
-      // The server dropped every prepared statement, Sluice's included.
-      server.statements.clear();
-      if (flags & SqlFlag.DiscardAll) this.statements.clear();
-      if (flags & SqlFlag.DeallocateAll) this.statements.clear();
-    }
     this.state = 'linking';
-    server.runInternal(PROBE_SQL, (err, rows) => {
+    server.runInternal(probeSql(this.probedSettingNames(server)), (err, rows) => {
       if (this.server !== server || this.state !== 'linking') return;
       const probe = err ? null : parseProbe(rows);
       if (!probe) {
@@ -774,7 +881,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
 
   /** After the probe: pin on real state, otherwise release at this boundary. */
   private decidePin(server: ServerConn, probe: SessionState): void {
-    this.setPins(this.pool!.settings.pinPolicy === 'allow' ? [] : pinReasons(probe, this.loaded));
+    this.setPins(this.pool!.settings.pinPolicy === 'allow' ? [] : pinReasons(probe, this.loaded, this.unknownSetting));
     if (this.pinned) {
       this.becomeActive();
       return;
@@ -834,6 +941,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     // Emulation tracks replies while linked; the tracker goes back at unlink.
     this.trackerObj = this.emulating ? lendTracker() : null;
     this.linkFlags = 0;
+    this.linkSettingNames = null;
     this.batchOpen = false;
     this.healing = false;
     const s = this.ctx.settings();
@@ -946,6 +1054,9 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
         }
         break;
       }
+      case 0x43 /* C CommandComplete */:
+        if (this.linkFlags & (SqlFlag.DiscardAll | SqlFlag.DeallocateAll)) this.onDropAllComplete(server, data, start, end);
+        break;
       case 0x47 /* G CopyInResponse */:
         this.inCopy = true;
         this.copyIn = true;
@@ -970,6 +1081,19 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       return Verdict.Consumed;
     }
     return verdict;
+  }
+
+  /**
+   * DISCARD ALL or DEALLOCATE ALL succeeded (its own CommandComplete, which a
+   * failed one never sends): the server dropped every named prepared
+   * statement, Sluice's included, and so did the client's session. (The
+   * unnamed statement is not among them.)
+   */
+  private onDropAllComplete(server: ServerConn, data: Buffer, start: number, end: number): void {
+    const tag = data.toString('latin1', start + 5, end - 1);
+    if (tag !== 'DISCARD ALL' && tag !== 'DEALLOCATE ALL') return;
+    server.statements.clear();
+    this.statements.clear();
   }
 
   /**

@@ -87,6 +87,13 @@ export class ServerConn implements FrameSink, WireSink {
   retire = false;
   /** Statements Sluice prepared on this connection (transaction/statement mode). */
   readonly statements = new ServerStatements();
+  /**
+   * The Parse body (query text and parameter types) of the unnamed statement
+   * this server now holds, as a client sent it in transaction or statement
+   * mode; null when it holds none Sluice knows of. A client that binds the
+   * unnamed statement on a server holding another's gets its own parsed again.
+   */
+  unnamedTail: Buffer | null = null;
   /** Opaque slot for the pool that owns it. */
   poolSlot: unknown = null;
   private internal: { cb: (err: ServerQueryError | null, rows: string[][]) => void; error: ServerQueryError | null; rows: string[][] } | null = null;
@@ -292,6 +299,7 @@ export class ServerConn implements FrameSink, WireSink {
     }
     this.internal = { cb, error: null, rows: [] };
     this.state = 'internal';
+    this.unnamedTail = null; // a simple Query drops the unnamed statement
     this.reader.setInspect(INTERNAL_INSPECT);
     // Sluice reads this answer itself: a pause left by a slow or departed client must not hold it.
     this.wire.resume();

@@ -16,8 +16,9 @@
 //     flagged Unknown;
 //   - `standard_conforming_strings = off` (backslash escapes in plain '…') is
 //     not modelled;
-//   - a table created without `pg_temp.` while `search_path` starts with
-//     pg_temp is only caught through the earlier SessionSet of search_path.
+//   - a table created without `pg_temp.` while `search_path` names pg_temp
+//     looks like any CREATE here; ClientParams.tempOnPath makes every
+//     transaction of such a client end with a look at the server instead.
 import { Buffer } from 'node:buffer';
 
 export const enum SqlFlag {
@@ -47,6 +48,12 @@ export const enum SqlFlag {
   DiscardOther = 2048,
   /** DO blocks, CALL, and U&"…" identifiers: may hide any of the above; callers look at everything. */
   Unknown = 4096,
+  /**
+   * SET LOCAL search_path / SCHEMA, set_config('search_path' or a non-literal
+   * name, …, true): with pg_temp on the path, a plain CREATE later in the
+   * transaction makes a temporary object. Creates nothing itself.
+   */
+  TempPath = 8192,
 }
 
 // ---------------------------------------------------------------------------
@@ -564,7 +571,12 @@ function dispatch(): number {
     case 0x73: // s
       if (isWord('set')) {
         next();
-        if (isWord('local') || isWord('transaction') || isWord('constraints')) return SqlFlag.SetLocal;
+        if (isWord('local')) {
+          // With pg_temp on a transaction's search_path, a plain CREATE makes a temporary object.
+          next();
+          return isWord('search_path') || isWord('schema') ? SqlFlag.SetLocal | SqlFlag.TempPath : SqlFlag.SetLocal;
+        }
+        if (isWord('transaction') || isWord('constraints')) return SqlFlag.SetLocal;
         return SqlFlag.SessionSet;
       }
       return 0;
@@ -633,7 +645,8 @@ function scanStatement(): number {
 function callFlags(s: number, e: number, fold: boolean): number {
   const n = e - s;
   if (n === 10 && nameStarts(s, e, fold, 'set_config')) {
-    return setConfigIsLocal() ? 0 : SqlFlag.SessionSet;
+    if (!setConfigIsLocal()) return SqlFlag.SessionSet;
+    return setConfigMaySetSearchPath() ? SqlFlag.TempPath : 0;
   }
   if (
     n >= 16 &&
@@ -643,6 +656,18 @@ function callFlags(s: number, e: number, fold: boolean): number {
     return SqlFlag.Advisory;
   }
   return 0;
+}
+
+/** After set_config's `(`: is the first argument 'search_path', or not a literal at all? Does not move the lexer. */
+function setConfigMaySetSearchPath(): boolean {
+  const saved = pos;
+  next();
+  const literal = tk === T_STRING && src.charCodeAt(ts) === 0x27;
+  const may = !literal || src.slice(ts + 1, te - 1).toLowerCase() === 'search_path';
+  pos = saved;
+  tk = T_PUNCT;
+  tc = 0x28;
+  return may;
 }
 
 /** After set_config's `(`: is the third argument exactly the literal `true`? Does not move the lexer. */
@@ -688,7 +713,7 @@ function setConfigIsLocal(): boolean {
  * CHARACTERISTICS AS] TRANSACTION …` → `[default_]transaction_isolation` /
  * `_read_only` / `_deferrable`. SET LOCAL targets are included. Calls of
  * set_config(…) whose third argument is not `true` add their name when it is
- * a string literal, otherwise `*`.
+ * a string literal, otherwise `?`.
  */
 export function splitSetTarget(sql: string): string[] {
   const out: string[] = [];
@@ -753,7 +778,7 @@ export function splitSetTarget(sql: string): string[] {
           if (setConfigIsLocal()) continue;
           const save = pos;
           next();
-          let name = '*';
+          let name = '?';
           if (tk === T_STRING && src.charCodeAt(ts) === 0x27) {
             const lit = src.slice(ts + 1, te - 1).replace(/''/g, "'");
             next();
@@ -768,6 +793,21 @@ export function splitSetTarget(sql: string): string[] {
     }
   } finally {
     src = '';
+  }
+  return out;
+}
+
+/**
+ * The custom (dotted) settings that statements in `sql` SET, RESET or
+ * set_config(…, false), lower-cased like PostgreSQL's own lookup. pg_settings
+ * does not list such placeholders, so the probe asks for each by name. `?`
+ * stands for a set_config whose name is not a literal: it cannot be asked for.
+ */
+export function customSettingNames(sql: string): string[] {
+  const out: string[] = [];
+  for (const name of splitSetTarget(sql)) {
+    const n = name.toLowerCase();
+    if ((n === '?' || n.includes('.')) && !out.includes(n)) out.push(n);
   }
   return out;
 }

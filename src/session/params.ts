@@ -32,10 +32,17 @@ export class ClientParams {
    */
   wanted: Map<string, Wanted>;
   private borrowed: boolean;
+  /**
+   * The client's search_path names pg_temp, so an unqualified CREATE can make
+   * a temporary object that no SQL text shows: every transaction of such a
+   * client is followed by a look at the server (ClientConn.probeBeforeRelease).
+   */
+  tempOnPath: boolean;
 
   constructor(wanted: Map<string, Wanted> = new Map(), borrowed = false) {
     this.wanted = wanted;
     this.borrowed = borrowed;
+    this.tempOnPath = namesTempSchema(wanted.get('search_path')?.value);
   }
 
   /**
@@ -91,6 +98,7 @@ export class ClientParams {
     const cur = this.wanted.get(key);
     if (cur) cur.value = value;
     else this.wanted.set(key, { name, value, initial: undefined });
+    if (key === 'search_path') this.tempOnPath = namesTempSchema(value);
   }
 
   get(name: string): string | undefined {
@@ -138,7 +146,13 @@ export class ClientParams {
       this.set(name, value);
       server.settings.set(name.toLowerCase(), value);
     }
+    this.tempOnPath = namesTempSchema(this.get('search_path'));
   }
+}
+
+/** A search_path value that lists the temporary schema (`pg_temp`, quoted or not, or a `pg_temp_N`). */
+export function namesTempSchema(searchPath: string | undefined): boolean {
+  return searchPath !== undefined && /(?:^|,)\s*"?pg_temp(?:_\d+)?"?\s*(?:,|$)/i.test(searchPath);
 }
 
 /**

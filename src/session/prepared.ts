@@ -7,6 +7,7 @@
 
 import { Buffer } from 'node:buffer';
 import { frameMessage } from '../protocol/messages.js';
+import { classifySqlBytes, customSettingNames, SqlFlag } from './classify.js';
 
 export interface Statement {
   readonly id: number;
@@ -14,7 +15,16 @@ export interface Statement {
   readonly name: string;
   /** The Parse body after the client's name: query text, NUL, Int16 count, Int32 OIDs. */
   readonly tail: Buffer;
+  /**
+   * SqlFlag bits of the query text, read once: a statement is run by every
+   * Bind, long after its Parse, and each run may create session state.
+   */
+  readonly flags: number;
+  /** Custom settings the statement sets (see customSettingNames); empty for most. */
+  readonly settingNames: readonly string[];
 }
+
+const NO_NAMES: readonly string[] = Object.freeze([]);
 
 /** Global statements, shared by every client, keyed by the Parse tail bytes. */
 export class StatementRegistry {
@@ -26,7 +36,10 @@ export class StatementRegistry {
     let st = this.byKey.get(key);
     if (!st) {
       const id = this.nextId++;
-      st = Object.freeze({ id, name: `sluice_${id}`, tail: Buffer.from(tail) });
+      const flags = classifySqlBytes(tail, 0, tail.length);
+      const text = flags & SqlFlag.SessionSet ? tail.toString('utf8', 0, Math.max(0, tail.indexOf(0))) : '';
+      const settingNames = text ? Object.freeze(customSettingNames(text)) : NO_NAMES;
+      st = Object.freeze({ id, name: `sluice_${id}`, tail: Buffer.from(tail), flags, settingNames });
       this.byKey.set(key, st);
     }
     return st;
@@ -93,6 +106,16 @@ function frame(type: number, parts: Buffer[]): Buffer {
 export function parseMessage(st: Statement): Buffer {
   return frame(0x50, [cstr(st.name), st.tail]);
 }
+
+const NO_NAME = Buffer.from([0]);
+
+/** Parse of the unnamed statement from a client's Parse body (query text, NUL, parameter types). */
+export function parseUnnamedMessage(tail: Buffer): Buffer {
+  return frame(0x50, [NO_NAME, tail]);
+}
+
+/** Close of the unnamed statement: PostgreSQL answers CloseComplete whether or not there is one. */
+export const CLOSE_UNNAMED = Buffer.from([0x43, 0, 0, 0, 6, 0x53, 0]);
 
 export function closeStatementMessage(st: Statement): Buffer {
   return frame(0x43, [Buffer.from('S'), cstr(st.name)]);

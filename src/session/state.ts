@@ -2,6 +2,8 @@
 // itself after a transaction the classifier flagged. One round trip; the
 // answer decides pinning and the parameters the client carries to its next server.
 
+import { quoteLiteral } from './params.js';
+
 /** Schema-qualified, so a client's search_path cannot change what it reads. */
 export const PROBE_SQL =
   'select ' +
@@ -25,12 +27,33 @@ export interface SessionState {
   readonly settings: ReadonlyMap<string, string>;
 }
 
+/**
+ * The probe, also asking for custom settings by name: pg_settings leaves out
+ * placeholders such as `app.tenant`, the usual carrier of a tenant id.
+ */
+export function probeSql(customNames: readonly string[]): string {
+  if (customNames.length === 0) return PROBE_SQL;
+  const list = customNames.map(quoteLiteral).join(',');
+  return (
+    PROBE_SQL +
+    `, (select pg_catalog.jsonb_object_agg(n, pg_catalog.current_setting(n, true)) from pg_catalog.unnest(array[${list}]::pg_catalog.text[]) n)`
+  );
+}
+
 export function parseProbe(rows: string[][]): SessionState | null {
   const r = rows[0];
   if (!r || r.length < 6) return null;
   let settings = new Map<string, string>();
   try {
     settings = new Map(Object.entries(JSON.parse(r[5]) as Record<string, string>));
+    if (r.length > 6 && r[6]) {
+      // A custom setting that is unset, or RESET (''), is not carried to other servers.
+      const custom: unknown = JSON.parse(r[6]);
+      if (typeof custom !== 'object' || custom === null) return null;
+      for (const [name, value] of Object.entries(custom as Record<string, string | null>)) {
+        if (value !== null && value !== '') settings.set(name, value);
+      }
+    }
   } catch {
     return null;
   }
@@ -45,7 +68,7 @@ export function parseProbe(rows: string[][]): SessionState | null {
 }
 
 /** Why a client must keep its server, from the probe (and LOAD, which cannot be undone). */
-export function pinReasons(state: SessionState, loaded: boolean): string[] {
+export function pinReasons(state: SessionState, loaded: boolean, unknownSetting = false): string[] {
   const out: string[] = [];
   if (state.advisoryLocks > 0) out.push('advisory_lock');
   if (state.tempObjects > 0) out.push('temp_object');
@@ -53,5 +76,6 @@ export function pinReasons(state: SessionState, loaded: boolean): string[] {
   if (state.holdCursors > 0) out.push('with_hold_cursor');
   if (state.sqlPrepared > 0) out.push('sql_prepare');
   if (loaded) out.push('load');
+  if (unknownSetting) out.push('unknown_setting');
   return out;
 }
