@@ -299,10 +299,10 @@ export class Sluice implements ClientContext {
   cancel(pid: number, key: Buffer): void {
     const slot = this.cancelPids.slotOf(pid);
     const target = slot < 0 ? undefined : this.clients.at(slot);
-    // A cancel for an unknown client, a wrong key, or a client holding no server does nothing.
-    if (!target || target.cancelPid !== pid || !target.matchesCancelKey(key)) return;
-    const server = target.linkedServer;
-    if (server) this.forwardCancel(server);
+    // A cancel for an unknown client, a wrong key, or a client with nothing running does nothing,
+    // as PostgreSQL ignores one for an idle backend (the server may soon be another client's).
+    if (!target || target.cancelPid !== pid || !target.matchesCancelKey(key) || !target.awaitingServer) return;
+    this.forwardCancel(target.linkedServer!);
   }
 
   forwardCancel(server: ServerConn): void {

@@ -3,6 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
+import { once } from 'node:events';
 import pg from 'pg';
 import { startPostgres, type TestPostgres } from './harness/postgres.js';
 import { startSluice, type TestSluice } from './harness/sluice.js';
@@ -118,4 +119,95 @@ test('a client that left takes its cancel key with it: the next client in its re
   t.end(cancelRequest(heir.cancelPid, Buffer.from(heir.cancelKey)));
   await assert.rejects(q2, /canceling statement due to user request/);
   await second.end();
+});
+
+/** The client Sluice knows by this pg.Client's backend pid (its cancel pid). */
+function clientOf(s: TestSluice, c: pg.Client): { cancelPid: number; cancelKey: Buffer; state: string } {
+  const pid = (c as unknown as { processID: number }).processID;
+  const found = [...s.app.clients].find((x) => x.cancelPid === pid);
+  assert.ok(found, 'the client is known to Sluice');
+  return found;
+}
+
+/** Sends a cancel request to Sluice and waits until Sluice has read it and closed the connection. */
+async function cancelThrough(s: TestSluice, pid: number, key: Buffer): Promise<void> {
+  const sock = net.connect(s.port, '127.0.0.1');
+  await once(sock, 'connect');
+  sock.end(cancelRequest(pid, key));
+  sock.resume();
+  await once(sock, 'close');
+}
+
+// Found in review: a cancel for a client idle in a transaction went to its
+// server; PostgreSQL ignored it there, or, arriving a moment later, stopped
+// the next client's query once the first client's COMMIT had freed the server.
+test("a cancel for a client with no query running is dropped: it never reaches the next client's query", async () => {
+  const s = await startSluice({ pg: pgsrv, settings: { pool_mode: 'transaction', default_pool_size: 1 } });
+  const a = new pg.Client({ connectionString: s.url() });
+  const b = new pg.Client({ connectionString: s.url() });
+  try {
+    await a.connect();
+    await b.connect();
+    for (let i = 0; i < 5; i++) {
+      await a.query('begin');
+      const slow = b.query('select pg_sleep(0.2) as slept');
+      await waitFor(() => [...s.app.clients].some((x) => x.state === 'waiting'), 'B to wait for the only server');
+      const { cancelPid, cancelKey } = clientOf(s, a);
+      await cancelThrough(s, cancelPid, cancelKey);
+      await a.query('commit');
+      assert.equal((await slow).rows.length, 1, `round ${i}: B's query ran to its end`);
+    }
+  } finally {
+    await Promise.all([a.end(), b.end()]);
+    await s.stop();
+  }
+});
+
+// A query can end on its own while its cancel is on the way to PostgreSQL; the
+// server must not run the next client's query until PostgreSQL has taken the
+// cancel. A proxy in front of PostgreSQL holds the cancel connection to make
+// that moment last.
+test("a server whose cancel is still on its way is not handed to the next client until PostgreSQL has taken it", async () => {
+  const held: Array<() => void> = [];
+  // Half-open allowed: the cancel's connection to Sluice must stay open until PostgreSQL closes its side.
+  const proxy = net.createServer({ allowHalfOpen: true }, (inbound) => {
+    inbound.once('readable', () => {
+      const first = inbound.read(8) as Buffer | null;
+      if (!first) return inbound.destroy();
+      const forward = (): void => {
+        const outbound = net.connect(pgsrv.port, '127.0.0.1', () => {
+          outbound.write(first);
+          inbound.pipe(outbound).pipe(inbound);
+        });
+        outbound.on('error', () => inbound.destroy());
+        inbound.on('error', () => outbound.destroy());
+      };
+      if (first.readInt32BE(4) === 80877102) held.push(forward); // CancelRequest: held until the test lets it go
+      else forward();
+    });
+  });
+  proxy.listen(0, '127.0.0.1');
+  await once(proxy, 'listening');
+  const proxyPort = (proxy.address() as net.AddressInfo).port;
+  const s = await startSluice({ pg: pgsrv, databases: { '*': `host=127.0.0.1 port=${proxyPort}` }, settings: { pool_mode: 'transaction', default_pool_size: 1 } });
+  const a = new pg.Client({ connectionString: s.url() });
+  const b = new pg.Client({ connectionString: s.url() });
+  try {
+    await a.connect();
+    await b.connect();
+    const aQuery = a.query('select pg_sleep(0.3) /* cancel-hold */ as slept');
+    await waitFor(() => sleeping('cancel-hold'), "A's query to run");
+    const { cancelPid, cancelKey } = clientOf(s, a);
+    await cancelThrough(s, cancelPid, cancelKey);
+    await waitFor(() => held.length === 1, 'the cancel to reach the proxy');
+    const bQuery = b.query('select pg_sleep(0.3) as slept');
+    assert.equal((await aQuery).rows.length, 1, "A's query ended on its own: its cancel has not reached PostgreSQL");
+    assert.equal(clientOf(s, b).state, 'waiting', 'B waits while the cancel for the server is on its way');
+    held[0]();
+    assert.equal((await bQuery).rows.length, 1, "B's query runs once PostgreSQL has taken the cancel, and is not stopped by it");
+  } finally {
+    await Promise.all([a.end(), b.end()]);
+    await s.stop();
+    proxy.close();
+  }
 });

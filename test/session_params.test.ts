@@ -3,7 +3,7 @@
 // one of them changes a setting.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ClientParams, NO_CLIENT_PARAMS, parseOptions } from '../src/session/params.js';
+import { ClientParams, clientMaySet, NO_CLIENT_PARAMS, parseOptions } from '../src/session/params.js';
 import type { ServerConn } from '../src/pool/server_conn.js';
 
 function startup(...kv: string[]): Map<string, string> {
@@ -117,4 +117,9 @@ test('tempOnPath: a search_path that names pg_temp, from startup, SET, or a prob
   assert.equal(p.tempOnPath, false);
   p.adoptSessionSettings(new Map([['search_path', 'public, pg_temp']]), server());
   assert.equal(p.tempOnPath, true);
+});
+
+test('clientMaySet: reported parameters that are facts about the server are never carried as settings', () => {
+  for (const name of ['in_hot_standby', 'server_version', 'Server_Encoding', 'integer_datetimes', 'is_superuser']) assert.equal(clientMaySet(name), false, name);
+  for (const name of ['TimeZone', 'application_name', 'DateStyle', 'default_transaction_read_only']) assert.equal(clientMaySet(name), true, name);
 });

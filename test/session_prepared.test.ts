@@ -2,7 +2,7 @@
 // Sluice builds for statements it prepares, closes or parses again.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CLOSE_UNNAMED, parseUnnamedMessage, StatementRegistry } from '../src/session/prepared.js';
+import { CLOSE_UNNAMED, parseUnnamedMessage, ServerStatements, StatementRegistry } from '../src/session/prepared.js';
 import { SqlFlag } from '../src/session/classify.js';
 
 /** A Parse body after the name: query text, NUL, no parameter types. */
@@ -30,4 +30,19 @@ test('the unnamed statement is parsed again from the body the client sent, and c
   assert.equal(msg[5], 0, 'empty statement name');
   assert.deepEqual(msg.subarray(6), body);
   assert.deepEqual([...CLOSE_UNNAMED], [0x43, 0, 0, 0, 6, 0x53, 0]);
+});
+
+test('after forgetAll every known statement is unsure: not prepared, and closed once before it is prepared again', () => {
+  const reg = new StatementRegistry();
+  const server = new ServerStatements();
+  const a = reg.intern(tail('select 1'));
+  const b = reg.intern(tail('select 2'));
+  server.add(a);
+  server.forgetAll();
+  server.add(b); // prepared after the DISCARD ALL was sent
+  assert.equal(server.has(a), false);
+  assert.equal(server.has(b), true);
+  assert.equal(server.takeUnsure(a), true, 'close it first');
+  assert.equal(server.takeUnsure(a), false, 'only once');
+  assert.equal(server.takeUnsure(b), false);
 });

@@ -466,3 +466,118 @@ test('set_config with a setting name that is not a literal pins its client: what
     await s.stop();
   }
 });
+
+// ---------------------------------------------------------------- second review of 2026-11-29
+
+const rows = (got: Array<{ type: string; body: Buffer }>): string[] => got.filter((m) => m.type === 'D').map((m) => m.body.subarray(6).toString());
+const sqlstates = (got: Array<{ type: string; fields?: Map<string, string> }>): string[] => got.filter((m) => m.type === 'E').map((m) => m.fields?.get('C') ?? '?');
+
+/** Writes `bytes` and returns what came back up to the next ReadyForQuery (or the `zs`-th one). */
+async function exchange(x: { socket: net.Socket; msgs: MessageStream }, bytes: Buffer, zs = 1) {
+  const from = x.msgs.all.length;
+  const want = x.msgs.all.filter((m) => m.type === 'Z').length + zs;
+  x.socket.write(bytes);
+  await zCount(x.msgs, want);
+  return x.msgs.all.slice(from);
+}
+
+// After an error PostgreSQL skips everything up to Sync, so what was sent
+// after it did not change the server's unnamed statement; Sluice assumed it did.
+test("messages the server skipped after an error never make a client run another's unnamed statement", async () => {
+  const s = await sluice();
+  const a = await raw(s);
+  const b = await raw(s);
+  const noPortal = exec('no_such_portal');
+  const closeUnnamed = frame('C', Buffer.concat([Buffer.from('S'), cstr('')]));
+  try {
+    for (const [label, skipped] of [
+      ['a Parse', parse('', "select 'A2'::text")],
+      ['a Close', closeUnnamed],
+      ['a Bind', Buffer.concat([bind('', ''), exec()])],
+    ] as const) {
+      await exchange(a, Buffer.concat([parse('', "select 'A1'::text"), bind('', ''), exec(), sync()]));
+      await exchange(b, Buffer.concat([parse('', "select 'B secret'::text"), bind('', ''), exec(), sync()]));
+      const failed = await exchange(a, Buffer.concat([noPortal, skipped, sync()]));
+      assert.deepEqual(sqlstates(failed), ['34000'], `${label}: the failing Execute`);
+      const got = await exchange(a, Buffer.concat([bind('', ''), exec(), sync()]));
+      assert.ok(!rows(got).includes('B secret'), `${label}: A ran B's statement`);
+      assert.ok(rows(got).length === 1 || sqlstates(got).includes('26000'), `${label}: A's own statement, or none: ${JSON.stringify(rows(got))} ${sqlstates(got)}`);
+    }
+  } finally {
+    a.socket.destroy();
+    b.socket.destroy();
+    await s.stop();
+  }
+});
+
+// pgx's describe-exec: Parse and Describe in one round trip, Bind and Execute in the next.
+test('an unnamed statement that sets a custom setting, bound in a later round trip, keeps it from the next client', async () => {
+  const s = await sluice();
+  const a = await raw(s);
+  const describe = frame('D', Buffer.concat([Buffer.from('S'), cstr('')]));
+  const bindText = (value: string): Buffer =>
+    frame('B', Buffer.concat([cstr(''), cstr(''), int16(0), int16(1), int32(Buffer.byteLength(value)), Buffer.from(value), int16(0)]));
+  try {
+    await exchange(a, Buffer.concat([parse('', "select set_config('app.tenant', $1, false)"), describe, sync()]));
+    await exchange(a, Buffer.concat([bindText('tenant_A'), exec(), sync()]));
+    const b = await client(s);
+    assert.equal((await b.query("select coalesce(current_setting('app.tenant', true), '') as t")).rows[0].t, '');
+    await b.end();
+  } finally {
+    a.socket.destroy();
+    await s.stop();
+  }
+});
+
+// The cache was cleared when DISCARD ALL's reply came, so a statement pipelined after it was forgotten.
+test('a DISCARD ALL pipelined before a named Parse leaves that statement usable, for its client and others', async () => {
+  const s = await sluice();
+  const a = await raw(s);
+  try {
+    const first = await exchange(a, Buffer.concat([query('discard all'), parse('n2', 'select 42'), bind('', 'n2'), exec(), sync()]), 2);
+    assert.deepEqual(rows(first), ['42']);
+    const again = await exchange(a, Buffer.concat([bind('', 'n2'), exec(), sync()]));
+    assert.deepEqual([rows(again), sqlstates(again)], [['42'], []], 'A binds its statement again');
+    const b = await client(s);
+    assert.equal((await b.query({ name: 'other', text: 'select 42' })).rows[0]['?column?'], 42, 'another client prepares the same text');
+    await b.end();
+  } finally {
+    a.socket.destroy();
+    await s.stop();
+  }
+});
+
+// PostgreSQL skips a simple Query that follows an error before the Sync: no
+// ReadyForQuery of its own. Sluice counted one, and kept the server for good.
+test('a simple Query skipped after an error does not keep the server from the next client', async () => {
+  const s = await sluice({ query_wait_timeout: 5 });
+  const a = await raw(s);
+  try {
+    const got = await exchange(a, Buffer.concat([exec('no_such_portal'), query('select 1'), sync()]));
+    assert.deepEqual(types2(got), 'EZ');
+    const b = await client(s);
+    assert.equal((await withTimeout(b.query('select 2 as v'), 5000, 'B gets the only server')).rows[0].v, 2);
+    await b.end();
+  } finally {
+    a.socket.destroy();
+    await s.stop();
+  }
+});
+
+test("a custom setting set to '' stays '', even when its client's startup options gave it a value", async () => {
+  const s = await sluice();
+  try {
+    const a = await client(s, { options: '-c app.tenant=acme' } as Partial<pg.ClientConfig>);
+    const tenant = async (c: pg.Client): Promise<string> => (await c.query("select current_setting('app.tenant', true) as t")).rows[0].t;
+    assert.equal(await tenant(a), 'acme');
+    await a.query("set app.tenant = ''");
+    const b = await client(s);
+    await b.query('select 1');
+    assert.equal(await tenant(a), '', 'set again as the client left it after another client used the server');
+    await Promise.all([a.end(), b.end()]);
+  } finally {
+    await s.stop();
+  }
+});
+
+const types2 = (got: Array<{ type: string }>): string => got.map((m) => m.type).join('');

@@ -16,12 +16,13 @@ test('probeSql asks for custom settings by name, each a quoted literal; with non
   assert.ok(sql.includes("'app.tenant'") && sql.includes("'o''brien.x'"), sql);
 });
 
-test('parseProbe merges custom settings that have a value; unset (null) and RESET (empty) ones are not carried', () => {
-  const probe = parseProbe(row({ work_mem: '8MB' }, { 'app.tenant': 't1', 'app.gone': '', 'app.never': null }));
+test("parseProbe merges custom settings that have a value, '' included; unset ones (null) are not carried", () => {
+  const probe = parseProbe(row({ work_mem: '8MB' }, { 'app.tenant': 't1', 'app.empty': '', 'app.never': null }));
   assert.ok(probe);
   assert.deepEqual([...probe.settings], [
     ['work_mem', '8MB'],
     ['app.tenant', 't1'],
+    ['app.empty', ''],
   ]);
   assert.equal(probe.advisoryLocks, 1);
   assert.deepEqual([...parseProbe(row({ work_mem: '8MB' }))!.settings], [['work_mem', '8MB']], 'the plain probe has no seventh column');

@@ -33,6 +33,12 @@ function recordingSink(): TrackerSink & { events: string[] } {
     notPrepared(st) {
       events.push(`notPrepared:${st.name}`);
     },
+    unnamedNotParsed() {
+      events.push('unnamedNotParsed');
+    },
+    querySkipped() {
+      events.push('querySkipped');
+    },
     stillPrepared(st) {
       events.push(`stillPrepared:${st.name}`);
     },
@@ -116,6 +122,19 @@ test('an error skips to the Sync: skipped Parses are un-recorded, a skipped Clos
   assert.equal(t.empty, false, 'the simple query after the Sync is still owed');
   serve(t, sink, [COMMAND_COMPLETE, Z]);
   assert.equal(t.empty, true);
+});
+
+test('an error also skips a simple Query and an unnamed Parse sent before the Sync: each is reported', () => {
+  const t = new ResponseTracker();
+  const sink = recordingSink();
+  t.push(Pending.Execute, null, sink);
+  t.push(Pending.Query, null, sink);
+  t.push(Pending.Parse, null, sink);
+  t.push(Pending.Sync, null, sink);
+  serve(t, sink, [ERROR]);
+  assert.deepEqual(sink.events, ['querySkipped', 'unnamedNotParsed']);
+  serve(t, sink, [Z]);
+  assert.equal(t.empty, true, "the Sync's ReadyForQuery ends it, not the skipped query's");
 });
 
 test('after an error whose Sync is not sent yet, messages until the Sync get no reply', () => {

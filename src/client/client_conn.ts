@@ -27,7 +27,7 @@ import { PoolError } from '../pool/errors.js';
 import type { LinkedClient, ServerConn } from '../pool/server_conn.js';
 import type { Tickable } from '../pool/pooler.js';
 import type { Slotted } from '../pool/client_slots.js';
-import { ClientParams, NO_CLIENT_PARAMS } from '../session/params.js';
+import { ClientParams, clientMaySet, NO_CLIENT_PARAMS } from '../session/params.js';
 import { classifySqlBytes, customSettingNames, SqlFlag } from '../session/classify.js';
 import {
   CLOSE_COMPLETE,
@@ -41,6 +41,7 @@ import {
   type Statement,
 } from '../session/prepared.js';
 import { lendTracker, Pending, ResponseTracker, returnTracker, type TrackerSink } from '../session/tracker.js';
+import { NO_NAMES, UNKNOWN_UNNAMED, UnnamedStatement } from '../session/unnamed.js';
 import { parseProbe, pinReasons, probeSql, type SessionState } from '../session/state.js';
 import type { ClientContext } from './context.js';
 import { randomKey } from './random_pool.js';
@@ -135,14 +136,10 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   private trackerObj: ResponseTracker | null = null;
   /** SqlFlag bits seen since the server was linked. */
   private linkFlags = 0;
-  /**
-   * The client's unnamed statement (Parse body after the name) and its
-   * SqlFlag bits. It outlives a Sync, as in PostgreSQL, so a Bind or Describe
-   * of it after the client changed servers (or after another client's Parse
-   * on this one) is preceded by a Parse of its own text; see useUnnamed().
-   */
-  private unnamed: Buffer | null = null;
-  private unnamedFlags = 0;
+  /** Made at the client's first Parse of the unnamed statement, which outlives a Sync (see useUnnamed()). */
+  private unnamed: UnnamedStatement | null = null;
+  /** The client's statements when a DISCARD ALL / DEALLOCATE ALL was sent: what its success removes. */
+  private dropAllSnapshot: Map<string, Statement> | null = null;
   /** Custom settings (`app.tenant`) this link's statements set: the probe asks for them by name. */
   private linkSettingNames: string[] | null = null;
   /** A set_config whose setting name is not a literal ran: what it set cannot be asked for, so the client keeps its server. */
@@ -505,21 +502,23 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     const emulating = this.emulating;
     switch (type) {
       case 0x51 /* Q */:
+        // After an error the server skips everything up to Sync, a simple Query too: no reply, no effect.
+        if (emulating && this.tracker.skipping) break;
         this.pendingReplies++;
         if (this.queryStart === 0) this.queryStart = now();
         if (emulating) {
           const flags = classifySqlBytes(data, start + 5, end);
           if (flags !== 0 && this.refuseByPolicy(flags, true)) return Verdict.Consumed;
-          this.linkFlags |= flags;
+          this.willRun(flags);
           if (flags & SqlFlag.SessionSet) this.noteSettingNames(customSettingNames(data.toString('utf8', start + 5, end - 1)));
           this.tracker.push(Pending.Query, null, this);
           // A simple Query drops the unnamed statement, the client's and the server's.
-          this.unnamed = null;
-          this.unnamedFlags = 0;
-          this.server!.unnamedTail = null;
+          this.unnamed?.dropped();
+          this.server!.unnamedOf = null;
         }
         break;
       case 0x46 /* F FunctionCall */:
+        if (emulating && this.tracker.skipping) break;
         // Answered like a simple Query; the function is named by OID only, so any state may follow.
         this.pendingReplies++;
         if (this.queryStart === 0) this.queryStart = now();
@@ -606,8 +605,14 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       const flags = classifySqlBytes(data, nameEnd + 1, end);
       if (flags !== 0 && this.refuseByPolicy(flags, false)) return Verdict.Consumed;
       this.linkFlags |= flags;
-      if (flags & SqlFlag.SessionSet) this.noteSettingNames(customSettingNames(data.toString('utf8', nameEnd + 1, data.indexOf(0, nameEnd + 1))));
-      this.rememberUnnamed(data, nameEnd + 1, end, flags);
+      const names = flags & SqlFlag.SessionSet ? customSettingNames(data.toString('utf8', nameEnd + 1, data.indexOf(0, nameEnd + 1))) : NO_NAMES;
+      const unnamed = (this.unnamed ??= new UnnamedStatement());
+      unnamed.parsed(data, nameEnd + 1, end, flags, names);
+      // Skipped after an error, the Parse changes nothing there (the tracker then drops the client's too).
+      if (!this.tracker.skipping) {
+        this.server!.unnamedOf = unnamed;
+        this.server!.unnamedSeq = unnamed.seq;
+      }
       this.tracker.push(Pending.Parse, null, this);
       this.record(data.subarray(start, end), Pending.Parse);
       return Verdict.Forward;
@@ -647,17 +652,21 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     return names;
   }
 
-  /** The client's unnamed Parse is on its way to the server: it becomes the client's and the server's unnamed statement. */
-  private rememberUnnamed(data: Buffer, from: number, end: number, flags: number): void {
-    let mine = this.unnamed;
-    // Clients repeat their queries: keep the copy when the text is the same.
-    if (mine === null || mine.length !== end - from || data.compare(mine, 0, mine.length, from, end) !== 0) {
-      mine = Buffer.allocUnsafe(end - from);
-      data.copy(mine, 0, from, end);
-      this.unnamed = mine;
+  /** A statement with these SqlFlag bits is about to run on the linked server. */
+  private willRun(flags: number): void {
+    this.linkFlags |= flags;
+    if (flags & (SqlFlag.DiscardAll | SqlFlag.DeallocateAll)) {
+      // PostgreSQL may refuse it (DISCARD ALL in a transaction block), and statements
+      // pipelined after it are prepared anew: decide nothing until its reply.
+      this.server!.statements.forgetAll();
+      this.dropAllSnapshot = new Map(this.statements);
     }
-    this.unnamedFlags = flags;
-    this.server!.unnamedTail = mine;
+  }
+
+  /** The server holds this client's current unnamed statement (or neither has one). */
+  private holdsMyUnnamed(server: ServerConn): boolean {
+    const mine = this.unnamed;
+    return server.unnamedOf === mine && (mine === null || server.unnamedSeq === mine.seq);
   }
 
   /**
@@ -669,17 +678,20 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   private useUnnamed(msg: Buffer, kind: Pending.Bind | Pending.Describe): Verdict {
     const server = this.server!;
     const mine = this.unnamed;
+    const body = mine?.body() ?? null;
     this.reader.flush();
     this.openBatch();
     this.batchEligible = false;
-    if (mine === null) {
+    if (body === null) {
       server.wire.write(CLOSE_UNNAMED);
       this.tracker.push(Pending.CloseOurs, null, this);
-    } else if (server.unnamedTail === null || !server.unnamedTail.equals(mine)) {
-      server.wire.write(parseUnnamedMessage(mine));
+      server.unnamedOf = null;
+    } else {
+      server.wire.write(parseUnnamedMessage(body));
       this.tracker.push(Pending.ParseOurs, null, this);
+      server.unnamedOf = mine;
+      server.unnamedSeq = mine!.seq;
     }
-    server.unnamedTail = mine;
     server.wire.write(msg);
     this.tracker.push(kind, null, this);
     this.record(msg, kind);
@@ -695,6 +707,10 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
         this.tracker.push(Pending.CloseOurs, victim, this);
         this.pool!.stats.preparedEvictions++;
       }
+    }
+    if (server.statements.takeUnsure(st)) {
+      server.wire.write(closeStatementMessage(st));
+      this.tracker.push(Pending.CloseOurs, st, this);
     }
     server.wire.write(parseMessage(st));
     server.statements.add(st);
@@ -719,9 +735,13 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     const portalEnd = data.indexOf(0, start + 5);
     const nameEnd = data.indexOf(0, portalEnd + 1);
     if (nameEnd === portalEnd + 1 || nameEnd < 0) {
-      // Running the unnamed statement again runs whatever it does again.
-      this.linkFlags |= this.unnamedFlags;
-      if (nameEnd > 0 && this.server!.unnamedTail !== this.unnamed) return this.useUnnamed(data.subarray(start, end), Pending.Bind);
+      const unnamed = this.unnamed;
+      if (unnamed !== null) {
+        // Running it again does again what it does.
+        this.willRun(unnamed.flags);
+        if (unnamed.names.length !== 0) this.noteSettingNames(unnamed.names);
+      }
+      if (nameEnd > 0 && !this.tracker.skipping && !this.holdsMyUnnamed(this.server!)) return this.useUnnamed(data.subarray(start, end), Pending.Bind);
       this.tracker.push(Pending.Bind, null, this);
       this.record(data.subarray(start, end), Pending.Bind);
       return Verdict.Forward;
@@ -731,7 +751,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     const st = this.ensurePrepared(data.toString('utf8', portalEnd + 1, nameEnd));
     if (st) {
       // Each run of a statement may create session state.
-      this.linkFlags |= st.flags;
+      this.willRun(st.flags);
       if (st.settingNames.length !== 0) this.noteSettingNames(st.settingNames);
     }
     const server = this.server!;
@@ -744,7 +764,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   }
 
   private onDescribe(data: Buffer, start: number, end: number): Verdict {
-    if (data[start + 5] === 0x53 /* S */ && data[start + 6] === 0 && this.server!.unnamedTail !== this.unnamed) {
+    if (data[start + 5] === 0x53 /* S */ && data[start + 6] === 0 && !this.tracker.skipping && !this.holdsMyUnnamed(this.server!)) {
       return this.useUnnamed(data.subarray(start, end), Pending.Describe);
     }
     if (data[start + 5] !== 0x53 /* S */ || data[start + 6] === 0) {
@@ -765,11 +785,10 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
 
   private onClose(data: Buffer, start: number, end: number): Verdict {
     if (data[start + 5] !== 0x53 /* S */ || data[start + 6] === 0) {
-      if (data[start + 5] === 0x53) {
+      if (data[start + 5] === 0x53 && !this.tracker.skipping) {
         // Closing the unnamed statement drops it on the server, whoever parsed it there.
-        this.unnamed = null;
-        this.unnamedFlags = 0;
-        this.server!.unnamedTail = null;
+        this.unnamed?.dropped();
+        this.server!.unnamedOf = null;
       }
       this.tracker.push(Pending.Close, null, this);
       this.record(data.subarray(start, end), Pending.Close);
@@ -793,6 +812,16 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   /** TrackerSink: a Parse did not take effect on the server. */
   notPrepared(st: Statement): void {
     this.server?.statements.delete(st);
+  }
+
+  /** TrackerSink: the client's unnamed Parse failed or was skipped, so (to Sluice's knowledge) it has none. */
+  unnamedNotParsed(): void {
+    this.unnamed?.dropped();
+  }
+
+  /** TrackerSink: a simple Query was skipped after an error: its ReadyForQuery will not come. */
+  querySkipped(): void {
+    if (this.pendingReplies > 0) this.pendingReplies--;
   }
 
   /** TrackerSink: a Close of an evicted statement was skipped; it is still there. */
@@ -942,6 +971,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     this.trackerObj = this.emulating ? lendTracker() : null;
     this.linkFlags = 0;
     this.linkSettingNames = null;
+    this.dropAllSnapshot = null;
     this.batchOpen = false;
     this.healing = false;
     const s = this.ctx.settings();
@@ -1041,6 +1071,8 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
         break;
       }
       case 0x45 /* E */:
+        // What it made the server skip may have changed its unnamed statement or not: Sluice no longer knows.
+        if (this.emulating) server.unnamedOf = UNKNOWN_UNNAMED;
         if (this.pool!.observer) this.pool!.observer.onError(this.pool, sqlstateOf(data, start, end));
         if (this.cancelReason) verdict = this.rewriteCancelError(data, start, end);
         break;
@@ -1049,13 +1081,13 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
         if (kv) {
           server.params.set(kv[0], kv[1]);
           // A session-level SET of a reported parameter follows the client.
-          this.params.set(kv[0], kv[1]);
+          if (clientMaySet(kv[0])) this.params.set(kv[0], kv[1]);
           if (server.settings.has(kv[0].toLowerCase())) server.settings.set(kv[0].toLowerCase(), kv[1]);
         }
         break;
       }
       case 0x43 /* C CommandComplete */:
-        if (this.linkFlags & (SqlFlag.DiscardAll | SqlFlag.DeallocateAll)) this.onDropAllComplete(server, data, start, end);
+        if (this.linkFlags & (SqlFlag.DiscardAll | SqlFlag.DeallocateAll)) this.onDropAllComplete(data, start, end);
         break;
       case 0x47 /* G CopyInResponse */:
         this.inCopy = true;
@@ -1085,15 +1117,16 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
 
   /**
    * DISCARD ALL or DEALLOCATE ALL succeeded (its own CommandComplete, which a
-   * failed one never sends): the server dropped every named prepared
-   * statement, Sluice's included, and so did the client's session. (The
-   * unnamed statement is not among them.)
+   * failed one never sends): the client's session lost the named statements
+   * it had when the command was sent, not those it prepared after it. (The
+   * server's side was settled at sending: see willRun.)
    */
-  private onDropAllComplete(server: ServerConn, data: Buffer, start: number, end: number): void {
+  private onDropAllComplete(data: Buffer, start: number, end: number): void {
     const tag = data.toString('latin1', start + 5, end - 1);
     if (tag !== 'DISCARD ALL' && tag !== 'DEALLOCATE ALL') return;
-    server.statements.clear();
-    this.statements.clear();
+    const before = this.dropAllSnapshot;
+    this.dropAllSnapshot = null;
+    if (before) for (const [name, st] of before) if (this.statements.get(name) === st) this.statements.delete(name);
   }
 
   /**
@@ -1231,6 +1264,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
         }
         return;
       case 'idle':
+        this.unnamed?.settle();
         if (s.client_idle_timeout > 0 && now - this.lastActivity > s.client_idle_timeout) {
           this.fatal({ code: '57P05', message: `client_idle_timeout (${s.client_idle_timeout / 1000} s): closing idle connection` });
         }
@@ -1269,6 +1303,11 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   /** The server this client holds right now, if any (cancel, admin views, shutdown). */
   get linkedServer(): ServerConn | null {
     return this.server;
+  }
+
+  /** The client waits for a reply from its server: a cancel has something to stop. */
+  get awaitingServer(): boolean {
+    return this.server !== null && (this.pendingReplies > 0 || this.unsynced);
   }
 
   // ---------------------------------------------------------------- closing

@@ -158,6 +158,11 @@ export class Pool implements ServerEvents {
       server.close(clean ? 'retired' : 'released unclean');
       return;
     }
+    if (server.cancelsInFlight > 0) {
+      // A cancel still on its way must not reach the next client's query.
+      server.afterCancels = () => this.release(server, true);
+      return;
+    }
     server.state = 'idle';
     server.lastUsed = now();
     // Backpressure from the last client may have paused it; a pooled server always reads.

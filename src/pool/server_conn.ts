@@ -8,6 +8,7 @@ import { MessageReader, Verdict, inspectTable, type FrameSink } from '../protoco
 import { ProtocolError } from '../protocol/errors.js';
 import { parseErrorBody, parseParameterStatus, query, startupMessage, TERMINATE, sslRequest, errorResponse } from '../protocol/messages.js';
 import { ServerStatements } from '../session/prepared.js';
+import type { UnnamedStatement } from '../session/unnamed.js';
 import { Wire, type WireSink } from '../net/wire.js';
 import { now } from '../net/clock.js';
 
@@ -88,12 +89,16 @@ export class ServerConn implements FrameSink, WireSink {
   /** Statements Sluice prepared on this connection (transaction/statement mode). */
   readonly statements = new ServerStatements();
   /**
-   * The Parse body (query text and parameter types) of the unnamed statement
-   * this server now holds, as a client sent it in transaction or statement
-   * mode; null when it holds none Sluice knows of. A client that binds the
-   * unnamed statement on a server holding another's gets its own parsed again.
+   * Whose unnamed statement this server holds (transaction and statement
+   * mode), current while unnamedSeq equals its seq; null for none Sluice
+   * knows of. See src/session/unnamed.ts.
    */
-  unnamedTail: Buffer | null = null;
+  unnamedOf: UnnamedStatement | null = null;
+  unnamedSeq = 0;
+  /** Cancel requests sent for this server whose connection PostgreSQL has not closed yet (src/client/cancel.ts). */
+  cancelsInFlight = 0;
+  /** What to do once they are all done: set by a release that had to wait for them. */
+  afterCancels: (() => void) | null = null;
   /** Opaque slot for the pool that owns it. */
   poolSlot: unknown = null;
   private internal: { cb: (err: ServerQueryError | null, rows: string[][]) => void; error: ServerQueryError | null; rows: string[][] } | null = null;
@@ -291,6 +296,17 @@ export class ServerConn implements FrameSink, WireSink {
     return Verdict.Consumed;
   }
 
+  cancelStarted(): void {
+    this.cancelsInFlight++;
+  }
+
+  cancelDone(): void {
+    if (--this.cancelsInFlight > 0) return;
+    const then = this.afterCancels;
+    this.afterCancels = null;
+    then?.();
+  }
+
   /** Runs one simple query whose results Sluice consumes; the callback gets the first error and the rows as text. */
   runInternal(sql: string, cb: (err: ServerQueryError | null, rows: string[][]) => void): void {
     if (this.state === 'closed') {
@@ -299,7 +315,7 @@ export class ServerConn implements FrameSink, WireSink {
     }
     this.internal = { cb, error: null, rows: [] };
     this.state = 'internal';
-    this.unnamedTail = null; // a simple Query drops the unnamed statement
+    this.unnamedOf = null; // a simple Query drops the unnamed statement
     this.reader.setInspect(INTERNAL_INSPECT);
     // Sluice reads this answer itself: a pause left by a slow or departed client must not hold it.
     this.wire.resume();

@@ -150,6 +150,18 @@ export class ClientParams {
   }
 }
 
+/**
+ * Reported parameters no session can SET (the server's version and encoding,
+ * whether it is a standby, whether the user is a superuser): a change of one
+ * (a standby promoted) must not become a setting replayed to other servers.
+ */
+const SERVER_FACTS = new Set(['server_version', 'server_encoding', 'integer_datetimes', 'in_hot_standby', 'is_superuser']);
+
+/** A ParameterStatus for this name may be a client's own SET, to carry to its next server. */
+export function clientMaySet(name: string): boolean {
+  return !SERVER_FACTS.has(name.toLowerCase());
+}
+
 /** A search_path value that lists the temporary schema (`pg_temp`, quoted or not, or a `pg_temp_N`). */
 export function namesTempSchema(searchPath: string | undefined): boolean {
   return searchPath !== undefined && /(?:^|,)\s*"?pg_temp(?:_\d+)?"?\s*(?:,|$)/i.test(searchPath);

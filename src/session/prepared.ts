@@ -8,6 +8,7 @@
 import { Buffer } from 'node:buffer';
 import { frameMessage } from '../protocol/messages.js';
 import { classifySqlBytes, customSettingNames, SqlFlag } from './classify.js';
+import { NO_NAMES } from './unnamed.js';
 
 export interface Statement {
   readonly id: number;
@@ -24,7 +25,6 @@ export interface Statement {
   readonly settingNames: readonly string[];
 }
 
-const NO_NAMES: readonly string[] = Object.freeze([]);
 
 /** Global statements, shared by every client, keyed by the Parse tail bytes. */
 export class StatementRegistry {
@@ -53,6 +53,13 @@ export class StatementRegistry {
 /** The statements prepared on one server connection, least recently used first. */
 export class ServerStatements {
   private readonly lru = new Map<number, Statement>();
+  /**
+   * Statements that may or may not still be there: a DISCARD ALL or
+   * DEALLOCATE ALL was sent, which PostgreSQL may refuse, and statements
+   * pipelined after it are prepared again. One of these is closed before it
+   * is prepared again (closing a missing statement is no error).
+   */
+  private unsure: Set<number> | null = null;
 
   has(st: Statement): boolean {
     const hit = this.lru.get(st.id);
@@ -84,6 +91,18 @@ export class ServerStatements {
 
   clear(): void {
     this.lru.clear();
+    this.unsure = null;
+  }
+
+  /** A DISCARD ALL or DEALLOCATE ALL is on its way: every statement known now becomes unsure. */
+  forgetAll(): void {
+    for (const id of this.lru.keys()) (this.unsure ??= new Set()).add(id);
+    this.lru.clear();
+  }
+
+  /** True (once) when `st` is unsure, so it must be closed before it is prepared again. */
+  takeUnsure(st: Statement): boolean {
+    return this.unsure !== null && this.unsure.delete(st.id);
   }
 
   get size(): number {

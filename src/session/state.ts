@@ -47,11 +47,11 @@ export function parseProbe(rows: string[][]): SessionState | null {
   try {
     settings = new Map(Object.entries(JSON.parse(r[5]) as Record<string, string>));
     if (r.length > 6 && r[6]) {
-      // A custom setting that is unset, or RESET (''), is not carried to other servers.
+      // Unset is NULL; '' is a value (a client may set it, and RESET gives it).
       const custom: unknown = JSON.parse(r[6]);
       if (typeof custom !== 'object' || custom === null) return null;
       for (const [name, value] of Object.entries(custom as Record<string, string | null>)) {
-        if (value !== null && value !== '') settings.set(name, value);
+        if (value !== null) settings.set(name, value);
       }
     }
   } catch {

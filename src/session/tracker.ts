@@ -31,6 +31,10 @@ export interface TrackerSink {
   notPrepared(st: Statement): void;
   /** A Close Sluice sent was skipped: the statement is still on this server. */
   stillPrepared(st: Statement): void;
+  /** The client's Parse of the unnamed statement failed or was skipped. */
+  unnamedNotParsed(): void;
+  /** A simple Query (or FunctionCall) was skipped after an error: it gets no ReadyForQuery. */
+  querySkipped(): void;
 }
 
 /** A pipeline longer than this gets fresh arrays when it is answered, so one burst does not pin memory. */
@@ -98,8 +102,10 @@ export class ResponseTracker {
 
   /** Bookkeeping for a message that got no reply. */
   private forget(kind: Pending, st: Statement | null, sink: TrackerSink): void {
-    if (!st) return;
-    if (kind === Pending.ParseOurs || kind === Pending.Parse) sink.notPrepared(st);
+    if (kind === Pending.Query) sink.querySkipped();
+    else if (!st) {
+      if (kind === Pending.Parse) sink.unnamedNotParsed(); // a client's Parse with no Statement is of the unnamed one
+    } else if (kind === Pending.ParseOurs || kind === Pending.Parse) sink.notPrepared(st);
     else if (kind === Pending.CloseOurs) sink.stillPrepared(st);
   }
 
