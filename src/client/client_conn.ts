@@ -503,7 +503,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     switch (type) {
       case 0x51 /* Q */:
         // After an error the server skips everything up to Sync, a simple Query too: no reply, no effect.
-        if (emulating && this.tracker.skipping) break;
+        if (emulating && this.trackerObj?.skipping === true) break;
         this.pendingReplies++;
         if (this.queryStart === 0) this.queryStart = now();
         if (emulating) {
@@ -518,7 +518,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
         }
         break;
       case 0x46 /* F FunctionCall */:
-        if (emulating && this.tracker.skipping) break;
+        if (emulating && this.trackerObj?.skipping === true) break;
         // Answered like a simple Query; the function is named by OID only, so any state may follow.
         this.pendingReplies++;
         if (this.queryStart === 0) this.queryStart = now();
@@ -609,7 +609,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       const unnamed = (this.unnamed ??= new UnnamedStatement());
       unnamed.parsed(data, nameEnd + 1, end, flags, names);
       // Skipped after an error, the Parse changes nothing there (the tracker then drops the client's too).
-      if (!this.tracker.skipping) {
+      if (this.trackerObj?.skipping !== true) {
         this.server!.unnamedOf = unnamed;
         this.server!.unnamedSeq = unnamed.seq;
       }
@@ -741,7 +741,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
         this.willRun(unnamed.flags);
         if (unnamed.names.length !== 0) this.noteSettingNames(unnamed.names);
       }
-      if (nameEnd > 0 && !this.tracker.skipping && !this.holdsMyUnnamed(this.server!)) return this.useUnnamed(data.subarray(start, end), Pending.Bind);
+      if (nameEnd > 0 && !this.holdsMyUnnamed(this.server!) && this.trackerObj?.skipping !== true) return this.useUnnamed(data.subarray(start, end), Pending.Bind);
       this.tracker.push(Pending.Bind, null, this);
       this.record(data.subarray(start, end), Pending.Bind);
       return Verdict.Forward;
@@ -764,7 +764,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   }
 
   private onDescribe(data: Buffer, start: number, end: number): Verdict {
-    if (data[start + 5] === 0x53 /* S */ && data[start + 6] === 0 && !this.tracker.skipping && !this.holdsMyUnnamed(this.server!)) {
+    if (data[start + 5] === 0x53 /* S */ && data[start + 6] === 0 && !this.holdsMyUnnamed(this.server!) && this.trackerObj?.skipping !== true) {
       return this.useUnnamed(data.subarray(start, end), Pending.Describe);
     }
     if (data[start + 5] !== 0x53 /* S */ || data[start + 6] === 0) {
