@@ -270,6 +270,18 @@ test('COPY FROM STDIN over the extended protocol (libpq style: Sync, data, CopyD
 
 const pinsOf = (s: TestSluice): string[] => [...s.app.clients].flatMap((c) => c.pinReasons);
 const ADVISORY_LOCKS_HERE = "select count(*)::int as n from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()";
+const rows = (got: Array<{ type: string; body: Buffer }>): string[] => got.filter((m) => m.type === 'D').map((m) => m.body.subarray(6).toString());
+const sqlstates = (got: Array<{ type: string; fields?: Map<string, string> }>): string[] => got.filter((m) => m.type === 'E').map((m) => m.fields?.get('C') ?? '?');
+
+/** Writes `bytes` and returns what came back up to the next ReadyForQuery (or the `zs`-th one). */
+async function exchange(x: { socket: net.Socket; msgs: MessageStream }, bytes: Buffer, zs = 1) {
+  const from = x.msgs.all.length;
+  const want = x.msgs.all.filter((m) => m.type === 'Z').length + zs;
+  x.socket.write(bytes);
+  await zCount(x.msgs, want);
+  return x.msgs.all.slice(from);
+}
+
 
 // A named statement parsed while the client held no server was classified only
 // for pin_policy = error; its flags never reached the link, so nothing looked
@@ -336,24 +348,16 @@ test("the unnamed statement is the client's own across a Sync, even after anothe
   const describe = frame('D', Buffer.concat([Buffer.from('S'), cstr('')]));
   const a = await raw(s);
   const b = await raw(s);
-  const roundTrip = async (x: { socket: net.Socket; msgs: MessageStream }, bytes: Buffer) => {
-    const from = x.msgs.all.length;
-    const want = x.msgs.all.filter((m) => m.type === 'Z').length + 1;
-    x.socket.write(bytes);
-    await zCount(x.msgs, want);
-    return x.msgs.all.slice(from);
-  };
-  const values = (got: Array<{ type: string; body: Buffer }>) => got.filter((m) => m.type === 'D').map((m) => m.body.subarray(6).toString());
   try {
-    await roundTrip(a, Buffer.concat([parse('', "select 'A-query'::text"), describe, sync()]));
-    await roundTrip(b, Buffer.concat([parse('', "select 'B-query'::text"), describe, sync()]));
-    assert.deepEqual(values(await roundTrip(a, Buffer.concat([bind('', ''), exec(), sync()]))), ['A-query']);
-    assert.deepEqual(values(await roundTrip(b, Buffer.concat([bind('', ''), exec(), sync()]))), ['B-query']);
+    await exchange(a, Buffer.concat([parse('', "select 'A-query'::text"), describe, sync()]));
+    await exchange(b, Buffer.concat([parse('', "select 'B-query'::text"), describe, sync()]));
+    assert.deepEqual(rows(await exchange(a, Buffer.concat([bind('', ''), exec(), sync()]))), ['A-query']);
+    assert.deepEqual(rows(await exchange(b, Buffer.concat([bind('', ''), exec(), sync()]))), ['B-query']);
     // A simple Query drops the client's unnamed statement: binding it is an error, never B's statement.
-    await roundTrip(a, query('select 1'));
-    await roundTrip(b, Buffer.concat([parse('', "select 'B-again'::text"), describe, sync()]));
-    const got = await roundTrip(a, Buffer.concat([bind('', ''), exec(), sync()]));
-    assert.deepEqual(values(got), []);
+    await exchange(a, query('select 1'));
+    await exchange(b, Buffer.concat([parse('', "select 'B-again'::text"), describe, sync()]));
+    const got = await exchange(a, Buffer.concat([bind('', ''), exec(), sync()]));
+    assert.deepEqual(rows(got), []);
     const err = got.find((m) => m.type === 'E') as { fields?: Map<string, string> } | undefined;
     assert.equal(err?.fields?.get('C'), '26000', 'PostgreSQL says there is no unnamed statement');
   } finally {
@@ -469,18 +473,6 @@ test('set_config with a setting name that is not a literal pins its client: what
 
 // ---------------------------------------------------------------- second review of 2026-11-29
 
-const rows = (got: Array<{ type: string; body: Buffer }>): string[] => got.filter((m) => m.type === 'D').map((m) => m.body.subarray(6).toString());
-const sqlstates = (got: Array<{ type: string; fields?: Map<string, string> }>): string[] => got.filter((m) => m.type === 'E').map((m) => m.fields?.get('C') ?? '?');
-
-/** Writes `bytes` and returns what came back up to the next ReadyForQuery (or the `zs`-th one). */
-async function exchange(x: { socket: net.Socket; msgs: MessageStream }, bytes: Buffer, zs = 1) {
-  const from = x.msgs.all.length;
-  const want = x.msgs.all.filter((m) => m.type === 'Z').length + zs;
-  x.socket.write(bytes);
-  await zCount(x.msgs, want);
-  return x.msgs.all.slice(from);
-}
-
 // After an error PostgreSQL skips everything up to Sync, so what was sent
 // after it did not change the server's unnamed statement; Sluice assumed it did.
 test("messages the server skipped after an error never make a client run another's unnamed statement", async () => {
@@ -554,7 +546,7 @@ test('a simple Query skipped after an error does not keep the server from the ne
   const a = await raw(s);
   try {
     const got = await exchange(a, Buffer.concat([exec('no_such_portal'), query('select 1'), sync()]));
-    assert.deepEqual(types2(got), 'EZ');
+    assert.deepEqual(got.map((m) => m.type).join(''), 'EZ');
     const b = await client(s);
     assert.equal((await withTimeout(b.query('select 2 as v'), 5000, 'B gets the only server')).rows[0].v, 2);
     await b.end();
@@ -580,4 +572,3 @@ test("a custom setting set to '' stays '', even when its client's startup option
   }
 });
 
-const types2 = (got: Array<{ type: string }>): string => got.map((m) => m.type).join('');
