@@ -9,6 +9,7 @@ import { startPostgres, type TestPostgres } from './harness/postgres.js';
 import { startSluice, type TestSluice } from './harness/sluice.js';
 import { waitFor } from './harness/wait.js';
 import { cancelRequest } from '../src/protocol/messages.js';
+import { loggedInSession, frame, cstr, int16, int32 } from './harness/wire.js';
 
 let pgsrv: TestPostgres;
 let sluice: TestSluice;
@@ -209,5 +210,26 @@ test("a server whose cancel is still on its way is not handed to the next client
     await Promise.all([a.end(), b.end()]);
     await s.stop();
     proxy.close();
+  }
+});
+
+// Found in review: during COPY FROM STDIN (extended protocol) nothing counted as
+// waiting for the server, so a cancel (and query_timeout) did nothing.
+test('a cancel during COPY FROM STDIN over the extended protocol reaches PostgreSQL (transaction mode)', async () => {
+  const s = await startSluice({ pg: pgsrv, settings: { pool_mode: 'transaction', default_pool_size: 1 } });
+  await admin.query('create table if not exists copy_cancel(a int)');
+  const { socket, msgs } = await loggedInSession(s.port);
+  try {
+    const key = msgs.all.find((m) => m.type === 'K')!.body;
+    socket.write(Buffer.concat([frame('P', Buffer.concat([cstr(''), cstr('copy copy_cancel from stdin'), int16(0)])), frame('B', Buffer.concat([cstr(''), cstr(''), int16(0), int16(0), int16(0)])), frame('E', Buffer.concat([cstr(''), int32(0)])), frame('S', Buffer.alloc(0))]));
+    await msgs.until((m) => m.type === 'G');
+    socket.write(frame('d', Buffer.from('1\n')));
+    await cancelThrough(s, key.readInt32BE(0), key.subarray(4));
+    socket.write(frame('d', Buffer.from('2\n')));
+    const err = await msgs.until((m) => m.type === 'E');
+    assert.equal(err.fields?.get('C'), '57014');
+  } finally {
+    socket.destroy();
+    await s.stop();
   }
 });

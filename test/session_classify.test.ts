@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bytesPrefilter, classifySql, classifySqlBytes, customSettingNames, splitSetTarget, SqlFlag } from '../src/session/classify.js';
+import { bytesPrefilter, classifySql, classifySqlBytes, customResetNames, customSettingNames, splitSetTarget, SqlFlag } from '../src/session/classify.js';
 
 const S = SqlFlag.SessionSet;
 const L = SqlFlag.SetLocal;
@@ -318,6 +318,14 @@ test('customSettingNames: the dotted settings a statement sets or resets, lower-
   assert.deepEqual(customSettingNames('select set_config($1, $2, false)'), ['?']);
   assert.deepEqual(customSettingNames('RESET ALL'), [], 'RESET ALL names nothing: the probe reads what the client had');
   assert.deepEqual(customSettingNames("SELECT 'set app.x = 1'"), []);
+});
+
+test('customResetNames: the dotted settings RESET, and * for RESET ALL or DISCARD ALL; SET and set_config are not resets', () => {
+  assert.deepEqual(customResetNames("RESET App.Tenant; SET app.x = '1'; RESET work_mem"), ['app.tenant']);
+  assert.deepEqual(customResetNames("select set_config('app.a', '', false)"), []);
+  assert.deepEqual(customResetNames('RESET ALL'), ['*']);
+  assert.deepEqual(customResetNames('discard all'), ['*']);
+  assert.deepEqual(customResetNames('DISCARD TEMP'), []);
 });
 
 test('micro-benchmark (printed, not asserted)', () => {

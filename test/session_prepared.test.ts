@@ -45,4 +45,7 @@ test('after forgetAll every known statement is unsure: not prepared, and closed 
   assert.equal(server.takeUnsure(a), true, 'close it first');
   assert.equal(server.takeUnsure(a), false, 'only once');
   assert.equal(server.takeUnsure(b), false);
+  server.markUnsure(b); // its Close or Parse was skipped after an error
+  assert.equal(server.has(b), false);
+  assert.equal(server.takeUnsure(b), true);
 });

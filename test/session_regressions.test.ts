@@ -572,3 +572,76 @@ test("a custom setting set to '' stays '', even when its client's startup option
   }
 });
 
+
+// ---------------------------------------------------------------- third review of 2026-11-29
+
+// An error for an earlier unnamed Parse dropped the client's later one.
+test("an earlier unnamed Parse's error does not drop the client's later unnamed statement", async () => {
+  const s = await sluice();
+  const a = await raw(s);
+  try {
+    const first = await exchange(a, Buffer.concat([parse('', 'select * from no_such_table'), sync(), parse('', "select 'mine42'::text"), sync()]), 2);
+    assert.deepEqual(sqlstates(first), ['42P01']);
+    const got = await exchange(a, Buffer.concat([bind('', ''), exec(), sync()]));
+    assert.deepEqual([rows(got), sqlstates(got)], [['mine42'], []]);
+  } finally {
+    a.socket.destroy();
+    await s.stop();
+  }
+});
+
+test('a name parsed again after a pipelined DISCARD ALL, with the same text, is still the client’s', async () => {
+  const s = await sluice();
+  const a = await raw(s);
+  try {
+    await exchange(a, Buffer.concat([parse('q', "select 'q1'::text"), sync()]));
+    await exchange(a, Buffer.concat([query('discard all'), parse('q', "select 'q1'::text"), sync()]), 2);
+    const got = await exchange(a, Buffer.concat([bind('', 'q'), exec(), sync()]));
+    assert.deepEqual([rows(got), sqlstates(got)], [['q1'], []]);
+  } finally {
+    a.socket.destroy();
+    await s.stop();
+  }
+});
+
+// A refused DISCARD ALL makes the statements unsure; an error then made the
+// server skip the Close and Parse that settle one, and Sluice took it as absent.
+test('statements stay usable after a refused DISCARD ALL and an error that skips their re-preparation', async () => {
+  const s = await sluice();
+  const a = await raw(s);
+  try {
+    assert.deepEqual(rows(await exchange(a, Buffer.concat([parse('x', "select 'x'::text"), bind('', 'x'), exec(), sync()]))), ['x']);
+    await exchange(a, Buffer.concat([query('begin'), query('discard all'), query('rollback')]), 3);
+    const skipped = await exchange(a, Buffer.concat([parse('', 'select 1/0'), bind('', ''), exec(), bind('', 'x'), exec(), sync()]));
+    assert.deepEqual(sqlstates(skipped), ['22012']);
+    for (let i = 0; i < 2; i++) {
+      const got = await exchange(a, Buffer.concat([bind('', 'x'), exec(), sync()]));
+      assert.deepEqual([rows(got), sqlstates(got)], [['x'], []], `bind ${i}`);
+    }
+    const b = await client(s);
+    assert.equal((await b.query({ name: 'other', text: "select 'x'::text" })).rows[0].text, 'x', 'another client prepares the same text');
+    await b.end();
+  } finally {
+    a.socket.destroy();
+    await s.stop();
+  }
+});
+
+test('RESET of a custom setting the startup options gave brings back the startup value, as in PostgreSQL', async () => {
+  const s = await sluice();
+  try {
+    const a = await client(s, { options: '-c app.tenant=X' } as Partial<pg.ClientConfig>);
+    const tenant = async (): Promise<string> => (await a.query("select current_setting('app.tenant', true) as t")).rows[0].t;
+    assert.equal(await tenant(), 'X');
+    await a.query("set app.tenant = 'Y'");
+    assert.equal(await tenant(), 'Y');
+    await a.query('reset app.tenant');
+    assert.equal(await tenant(), 'X');
+    await a.query("set app.tenant = 'Z'");
+    await a.query('reset all');
+    assert.equal(await tenant(), 'X');
+    await a.end();
+  } finally {
+    await s.stop();
+  }
+});

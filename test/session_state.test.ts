@@ -25,6 +25,9 @@ test("parseProbe merges custom settings that have a value, '' included; unset on
     ['app.empty', ''],
   ]);
   assert.equal(probe.advisoryLocks, 1);
+  const afterReset = parseProbe(row({}, { 'app.tenant': '', 'app.kept': '' }), ['app.tenant'])!;
+  assert.deepEqual([...afterReset.settings], [['app.kept', '']], "a RESET's '' is no value; another '' is");
+  assert.deepEqual([...parseProbe(row({}, { 'app.a': '', 'app.b': 'v' }), ['*'])!.settings], [['app.b', 'v']], 'RESET ALL');
   assert.deepEqual([...parseProbe(row({ work_mem: '8MB' }))!.settings], [['work_mem', '8MB']], 'the plain probe has no seventh column');
   assert.deepEqual([...parseProbe(row({}, null))!.settings], [], 'no custom setting found: the aggregate is NULL');
   assert.equal(parseProbe([[...row({})[0], '{not json']]), null, 'an answer it cannot read is no answer');

@@ -33,8 +33,8 @@ function recordingSink(): TrackerSink & { events: string[] } {
     notPrepared(st) {
       events.push(`notPrepared:${st.name}`);
     },
-    unnamedNotParsed() {
-      events.push('unnamedNotParsed');
+    unnamedNotParsed(seq) {
+      events.push(`unnamedNotParsed:${seq}`);
     },
     querySkipped() {
       events.push('querySkipped');
@@ -129,10 +129,10 @@ test('an error also skips a simple Query and an unnamed Parse sent before the Sy
   const sink = recordingSink();
   t.push(Pending.Execute, null, sink);
   t.push(Pending.Query, null, sink);
-  t.push(Pending.Parse, null, sink);
+  t.push(Pending.Parse, null, sink, null, 7);
   t.push(Pending.Sync, null, sink);
   serve(t, sink, [ERROR]);
-  assert.deepEqual(sink.events, ['querySkipped', 'unnamedNotParsed']);
+  assert.deepEqual(sink.events, ['querySkipped', 'unnamedNotParsed:7'], "the unnamed Parse's own sequence number");
   serve(t, sink, [Z]);
   assert.equal(t.empty, true, "the Sync's ReadyForQuery ends it, not the skipped query's");
 });

@@ -28,7 +28,7 @@ import type { LinkedClient, ServerConn } from '../pool/server_conn.js';
 import type { Tickable } from '../pool/pooler.js';
 import type { Slotted } from '../pool/client_slots.js';
 import { ClientParams, clientMaySet, NO_CLIENT_PARAMS } from '../session/params.js';
-import { classifySqlBytes, customSettingNames, SqlFlag } from '../session/classify.js';
+import { classifySqlBytes, customResetNames, customSettingNames, SqlFlag } from '../session/classify.js';
 import {
   CLOSE_COMPLETE,
   CLOSE_UNNAMED,
@@ -140,6 +140,8 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   private unnamed: UnnamedStatement | null = null;
   /** The client's statements when a DISCARD ALL / DEALLOCATE ALL was sent: what its success removes. */
   private dropAllSnapshot: Map<string, Statement> | null = null;
+  /** Custom settings this link's statements RESET (`*` for all): their '' is no value (see parseProbe). */
+  private linkResets: string[] | null = null;
   /** Custom settings (`app.tenant`) this link's statements set: the probe asks for them by name. */
   private linkSettingNames: string[] | null = null;
   /** A set_config whose setting name is not a literal ran: what it set cannot be asked for, so the client keeps its server. */
@@ -510,7 +512,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
           const flags = classifySqlBytes(data, start + 5, end);
           if (flags !== 0 && this.refuseByPolicy(flags, true)) return Verdict.Consumed;
           this.willRun(flags);
-          if (flags & SqlFlag.SessionSet) this.noteSettingNames(customSettingNames(data.toString('utf8', start + 5, end - 1)));
+          if (flags & (SqlFlag.SessionSet | SqlFlag.DiscardAll)) this.noteSettingText(data.toString('utf8', start + 5, end - 1));
           this.tracker.push(Pending.Query, null, this);
           // A simple Query drops the unnamed statement, the client's and the server's.
           this.unnamed?.dropped();
@@ -605,7 +607,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       const flags = classifySqlBytes(data, nameEnd + 1, end);
       if (flags !== 0 && this.refuseByPolicy(flags, false)) return Verdict.Consumed;
       this.linkFlags |= flags;
-      const names = flags & SqlFlag.SessionSet ? customSettingNames(data.toString('utf8', nameEnd + 1, data.indexOf(0, nameEnd + 1))) : NO_NAMES;
+      const names = flags & (SqlFlag.SessionSet | SqlFlag.DiscardAll) ? this.noteSettingText(data.toString('utf8', nameEnd + 1, data.indexOf(0, nameEnd + 1)), false) : NO_NAMES;
       const unnamed = (this.unnamed ??= new UnnamedStatement());
       unnamed.parsed(data, nameEnd + 1, end, flags, names);
       // Skipped after an error, the Parse changes nothing there (the tracker then drops the client's too).
@@ -613,7 +615,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
         this.server!.unnamedOf = unnamed;
         this.server!.unnamedSeq = unnamed.seq;
       }
-      this.tracker.push(Pending.Parse, null, this);
+      this.tracker.push(Pending.Parse, null, this, null, unnamed.seq);
       this.record(data.subarray(start, end), Pending.Parse);
       return Verdict.Forward;
     }
@@ -623,6 +625,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     this.batchEligible = false; // a Parse reply goes to the client at once
     const name = data.toString('utf8', start + 5, nameEnd);
     this.statements.set(name, st);
+    this.dropAllSnapshot?.delete(name); // defined after a pending DISCARD ALL: it outlives it
     this.pool!.stats.preparedParses++;
     this.reader.flush();
     const server = this.server!;
@@ -634,6 +637,19 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       this.prepareOnServer(server, st, Pending.Parse);
     }
     return Verdict.Consumed;
+  }
+
+  /**
+   * Notes the custom settings `sql` resets for this link's probe, and returns
+   * those it sets (noted too, unless `note` is false: an unnamed statement's
+   * are noted when it runs).
+   */
+  private noteSettingText(sql: string, note = true): readonly string[] {
+    const resets = customResetNames(sql);
+    if (resets.length !== 0) (this.linkResets ??= []).push(...resets);
+    const names = customSettingNames(sql);
+    if (note) this.noteSettingNames(names);
+    return names;
   }
 
   private noteSettingNames(names: readonly string[]): void {
@@ -809,14 +825,14 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     this.wire.write(kind === Pending.SyntheticParse ? PARSE_COMPLETE : kind === Pending.SyntheticClose ? CLOSE_COMPLETE : payload!);
   }
 
-  /** TrackerSink: a Parse did not take effect on the server. */
+  /** TrackerSink: a Parse failed or was skipped: the next one of the statement closes it first. */
   notPrepared(st: Statement): void {
-    this.server?.statements.delete(st);
+    this.server?.statements.markUnsure(st);
   }
 
   /** TrackerSink: the client's unnamed Parse failed or was skipped, so (to Sluice's knowledge) it has none. */
-  unnamedNotParsed(): void {
-    this.unnamed?.dropped();
+  unnamedNotParsed(seq: number): void {
+    if (this.unnamed?.seq === seq) this.unnamed.dropped(); // a later Parse of it stands
   }
 
   /** TrackerSink: a simple Query was skipped after an error: its ReadyForQuery will not come. */
@@ -824,9 +840,9 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     if (this.pendingReplies > 0) this.pendingReplies--;
   }
 
-  /** TrackerSink: a Close of an evicted statement was skipped; it is still there. */
+  /** TrackerSink: a Close of ours was skipped: the statement may still be there. */
   stillPrepared(st: Statement): void {
-    this.server?.statements.add(st);
+    this.server?.statements.markUnsure(st);
   }
 
   // ---------------------------------------------------------------- session state
@@ -883,9 +899,11 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     this.linkFlags = 0;
     if (flags & SqlFlag.Load) this.loaded = true;
     this.state = 'linking';
+    const resets = this.linkResets ?? NO_NAMES;
+    this.linkResets = null;
     server.runInternal(probeSql(this.probedSettingNames(server)), (err, rows) => {
       if (this.server !== server || this.state !== 'linking') return;
-      const probe = err ? null : parseProbe(rows);
+      const probe = err ? null : parseProbe(rows, resets);
       if (!probe) {
         // Cannot tell what the server holds: keep the client on it, like session mode.
         this.setPins(['unknown_state']);
@@ -971,6 +989,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     this.trackerObj = this.emulating ? lendTracker() : null;
     this.linkFlags = 0;
     this.linkSettingNames = null;
+    this.linkResets = null;
     this.dropAllSnapshot = null;
     this.batchOpen = false;
     this.healing = false;
@@ -1281,7 +1300,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       case 'active': {
         const server = this.server!;
         const inTxn = server.txStatus !== 'I';
-        if (this.pendingReplies > 0 || this.unsynced) {
+        if (this.pendingReplies > 0 || this.unsynced || this.inCopy) {
           if (s.query_timeout > 0 && this.queryStart && now - this.queryStart > s.query_timeout && !this.cancelReason) {
             this.cancelReason = `query_timeout (${s.query_timeout / 1000} s)`;
             this.ctx.forwardCancel(server);
@@ -1307,7 +1326,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
 
   /** The client waits for a reply from its server: a cancel has something to stop. */
   get awaitingServer(): boolean {
-    return this.server !== null && (this.pendingReplies > 0 || this.unsynced);
+    return this.server !== null && (this.pendingReplies > 0 || this.unsynced || this.inCopy);
   }
 
   // ---------------------------------------------------------------- closing
@@ -1343,6 +1362,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     const prev = this.state;
     this.state = 'closed';
     this.closeReason = reason;
+    this.unnamed?.dropped(); // a server that still points at it must not keep its read chunk alive
     if (prev === 'waiting') this.pool?.cancelWait(this);
     const server = this.server;
     if (server) this.releaseOnClose(server);

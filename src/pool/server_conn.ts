@@ -8,7 +8,7 @@ import { MessageReader, Verdict, inspectTable, type FrameSink } from '../protoco
 import { ProtocolError } from '../protocol/errors.js';
 import { parseErrorBody, parseParameterStatus, query, startupMessage, TERMINATE, sslRequest, errorResponse } from '../protocol/messages.js';
 import { ServerStatements } from '../session/prepared.js';
-import type { UnnamedStatement } from '../session/unnamed.js';
+import { UNKNOWN_UNNAMED, type UnnamedStatement } from '../session/unnamed.js';
 import { Wire, type WireSink } from '../net/wire.js';
 import { now } from '../net/clock.js';
 
@@ -90,10 +90,11 @@ export class ServerConn implements FrameSink, WireSink {
   readonly statements = new ServerStatements();
   /**
    * Whose unnamed statement this server holds (transaction and statement
-   * mode), current while unnamedSeq equals its seq; null for none Sluice
-   * knows of. See src/session/unnamed.ts.
+   * mode), current while unnamedSeq equals its seq; null for none. A new
+   * server's is unknown: a session-mode client (before a RELOAD changed the
+   * pool's mode) may have left one. See src/session/unnamed.ts.
    */
-  unnamedOf: UnnamedStatement | null = null;
+  unnamedOf: UnnamedStatement | null = UNKNOWN_UNNAMED;
   unnamedSeq = 0;
   /** Cancel requests sent for this server whose connection PostgreSQL has not closed yet (src/client/cancel.ts). */
   cancelsInFlight = 0;

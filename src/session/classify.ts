@@ -715,7 +715,7 @@ function setConfigIsLocal(): boolean {
  * set_config(…) whose third argument is not `true` add their name when it is
  * a string literal, otherwise `?`.
  */
-export function splitSetTarget(sql: string): string[] {
+export function splitSetTarget(sql: string, resetsOnly = false): string[] {
   const out: string[] = [];
   const add = (name: string): void => {
     if (!out.includes(name)) out.push(name);
@@ -730,7 +730,16 @@ export function splitSetTarget(sql: string): string[] {
       if (tk === T_EOF) break;
       if (tk === T_SEMI) continue;
       const start = ts;
-      if (isWord('set')) {
+      if (resetsOnly) {
+        if (isWord('reset')) {
+          next();
+          if (isWord('all')) add('*');
+          else setName(add);
+        } else if (isWord('discard')) {
+          next();
+          if (isWord('all')) add('*');
+        }
+      } else if (isWord('set')) {
         next();
         if (isWord('local')) {
           next();
@@ -774,7 +783,7 @@ export function splitSetTarget(sql: string): string[] {
         const e = ne;
         next();
         if (tk === T_EOF || tk === T_SEMI) break;
-        if (prevIdent && tk === T_PUNCT && tc === 0x28 && e - s === 10 && nameStarts(s, e, fold, 'set_config')) {
+        if (!resetsOnly && prevIdent && tk === T_PUNCT && tc === 0x28 && e - s === 10 && nameStarts(s, e, fold, 'set_config')) {
           if (setConfigIsLocal()) continue;
           const save = pos;
           next();
@@ -808,6 +817,21 @@ export function customSettingNames(sql: string): string[] {
   for (const name of splitSetTarget(sql)) {
     const n = name.toLowerCase();
     if ((n === '?' || n.includes('.')) && !out.includes(n)) out.push(n);
+  }
+  return out;
+}
+
+/**
+ * The custom settings that statements in `sql` RESET, lower-cased; `*` for
+ * RESET ALL or DISCARD ALL. After one, a custom setting reads '' on Sluice's
+ * servers, where a startup value was applied with SET: the client gets its
+ * startup value back, as PostgreSQL would give it.
+ */
+export function customResetNames(sql: string): string[] {
+  const out: string[] = [];
+  for (const name of splitSetTarget(sql, true)) {
+    const n = name.toLowerCase();
+    if ((n === '*' || n.includes('.')) && !out.includes(n)) out.push(n);
   }
   return out;
 }

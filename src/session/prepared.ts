@@ -100,6 +100,12 @@ export class ServerStatements {
     this.lru.clear();
   }
 
+  /** A Parse or Close of `st` failed or was skipped: whether the server has it is not known any more. */
+  markUnsure(st: Statement): void {
+    this.lru.delete(st.id);
+    (this.unsure ??= new Set()).add(st.id);
+  }
+
   /** True (once) when `st` is unsure, so it must be closed before it is prepared again. */
   takeUnsure(st: Statement): boolean {
     return this.unsure !== null && this.unsure.delete(st.id);

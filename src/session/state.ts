@@ -40,18 +40,25 @@ export function probeSql(customNames: readonly string[]): string {
   );
 }
 
-export function parseProbe(rows: string[][]): SessionState | null {
+/**
+ * Reads the probe's row. `resets` are the custom settings the transaction
+ * RESET (`*`: RESET ALL, DISCARD ALL): their '' is the reset, not a value, so
+ * the client's startup value (if any) comes back, as PostgreSQL would give it.
+ */
+export function parseProbe(rows: string[][], resets: readonly string[] = []): SessionState | null {
   const r = rows[0];
   if (!r || r.length < 6) return null;
   let settings = new Map<string, string>();
   try {
     settings = new Map(Object.entries(JSON.parse(r[5]) as Record<string, string>));
     if (r.length > 6 && r[6]) {
-      // Unset is NULL; '' is a value (a client may set it, and RESET gives it).
+      // Unset is NULL; '' is a value a client may SET, unless it came from a RESET.
       const custom: unknown = JSON.parse(r[6]);
       if (typeof custom !== 'object' || custom === null) return null;
+      const resetAll = resets.includes('*');
       for (const [name, value] of Object.entries(custom as Record<string, string | null>)) {
-        if (value !== null) settings.set(name, value);
+        if (value === null || (value === '' && (resetAll || resets.includes(name)))) continue;
+        settings.set(name, value);
       }
     }
   } catch {

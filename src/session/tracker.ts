@@ -27,12 +27,12 @@ export const enum Pending {
 export interface TrackerSink {
   /** A locally answered reply is due now. */
   emit(kind: Pending.SyntheticParse | Pending.SyntheticClose | Pending.SyntheticRaw, payload?: Buffer): void;
-  /** A Parse (the client's or Sluice's) failed or was skipped: the statement is not on this server. */
+  /** A Parse (the client's or Sluice's) of a named statement failed or was skipped. */
   notPrepared(st: Statement): void;
-  /** A Close Sluice sent was skipped: the statement is still on this server. */
+  /** A Close Sluice sent was skipped: the statement may still be on this server. */
   stillPrepared(st: Statement): void;
-  /** The client's Parse of the unnamed statement failed or was skipped. */
-  unnamedNotParsed(): void;
+  /** The client's Parse of the unnamed statement with this sequence number failed or was skipped. */
+  unnamedNotParsed(seq: number): void;
   /** A simple Query (or FunctionCall) was skipped after an error: it gets no ReadyForQuery. */
   querySkipped(): void;
 }
@@ -47,6 +47,8 @@ export class ResponseTracker {
   private kinds: Pending[] = [];
   private stmts: (Statement | null)[] = [];
   private payloads: (Buffer | null)[] = [];
+  /** For a client's Parse of the unnamed statement: its sequence number (see UnnamedStatement). */
+  private tags: number[] = [];
   private head = 0;
   private tail = 0;
   /**
@@ -70,6 +72,7 @@ export class ResponseTracker {
       this.kinds = [];
       this.stmts = [];
       this.payloads = [];
+      this.tags = [];
     } else {
       for (let i = this.head; i < this.tail; i++) {
         this.stmts[i] = null;
@@ -79,10 +82,10 @@ export class ResponseTracker {
     this.head = this.tail = 0;
   }
 
-  push(kind: Pending, st: Statement | null, sink: TrackerSink, payload: Buffer | null = null): void {
+  push(kind: Pending, st: Statement | null, sink: TrackerSink, payload: Buffer | null = null, tag = 0): void {
     if (this.skipping && kind !== Pending.Sync && kind !== Pending.Query && kind !== Pending.SyntheticRaw) {
       // The server will skip this message; a skipped Parse/Close changes nothing there.
-      this.forget(kind, st, sink);
+      this.forget(kind, st, sink, tag);
       return;
     }
     if (kind === Pending.Sync) this.skipping = false;
@@ -90,6 +93,7 @@ export class ResponseTracker {
     this.kinds[at] = kind;
     this.stmts[at] = st;
     this.payloads[at] = payload;
+    this.tags[at] = tag;
     this.drainSynthetic(sink);
   }
 
@@ -101,10 +105,10 @@ export class ResponseTracker {
   }
 
   /** Bookkeeping for a message that got no reply. */
-  private forget(kind: Pending, st: Statement | null, sink: TrackerSink): void {
+  private forget(kind: Pending, st: Statement | null, sink: TrackerSink, tag: number): void {
     if (kind === Pending.Query) sink.querySkipped();
     else if (!st) {
-      if (kind === Pending.Parse) sink.unnamedNotParsed(); // a client's Parse with no Statement is of the unnamed one
+      if (kind === Pending.Parse) sink.unnamedNotParsed(tag); // a client's Parse with no Statement is of the unnamed one
     } else if (kind === Pending.ParseOurs || kind === Pending.Parse) sink.notPrepared(st);
     else if (kind === Pending.CloseOurs) sink.stillPrepared(st);
   }
@@ -153,7 +157,7 @@ export class ResponseTracker {
       case 0x45 /* E ErrorResponse */: {
         // The failing message, then everything up to the Sync, gets no reply.
         while (!this.empty && this.kinds[this.head] !== Pending.Sync) {
-          this.forget(this.kinds[this.head], this.stmts[this.head], sink);
+          this.forget(this.kinds[this.head], this.stmts[this.head], sink, this.tags[this.head]);
           this.pop();
         }
         if (this.empty) this.skipping = true; // the Sync is still to come
@@ -162,7 +166,7 @@ export class ResponseTracker {
       case 0x5a /* Z ReadyForQuery */:
         while (!this.empty) {
           const k = this.kinds[this.head];
-          if (k !== Pending.Sync) this.forget(k, this.stmts[this.head], sink);
+          if (k !== Pending.Sync) this.forget(k, this.stmts[this.head], sink, this.tags[this.head]);
           this.pop();
           if (k === Pending.Sync) break;
         }
@@ -184,6 +188,7 @@ export class ResponseTracker {
       this.kinds[kept] = this.kinds[i];
       this.stmts[kept] = this.stmts[i];
       this.payloads[kept] = this.payloads[i];
+      this.tags[kept] = this.tags[i];
       kept++;
     }
     const dropped = this.tail - kept;
