@@ -220,3 +220,42 @@ test('files are ordered numerically; duplicates and bad directories are refused;
   const bad = await run(process.execPath, [RUNNER, '--bogus']);
   assert.equal(bad.code, 2);
 });
+
+// Found in review: the history table's INSERT was not schema-qualified, so a
+// migration that ran a plain SET search_path failed ("sluice_migrations does
+// not exist"), and the setting went back to the pool with the connection.
+test('a migration that changes search_path: the history is still recorded, and no pooled connection keeps the setting', async () => {
+  const url = await freshDb();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sluice-kit-mig-'));
+  tmpDirs.push(dir);
+  writeFileSync(path.join(dir, '001_schema.sql'), 'create schema app;\nset search_path = app;\ncreate table t(a int);\n');
+  writeFileSync(path.join(dir, '002_more.sql'), 'create table u(a int);\n');
+  const pool = createPool({ connectionString: url, max: 1, logger: spyLogger() });
+  try {
+    const r = await migrate(pool, dir, { logger: spyLogger() });
+    assert.deepEqual(r.applied, ['001_schema', '002_more']);
+    const history = await query<{ id: string }>(url, 'select id from public.sluice_migrations order by id');
+    assert.deepEqual(history.map((h) => h.id), ['001_schema', '002_more']);
+    assert.equal((await pool.query('show search_path')).rows[0].search_path, '"$user", public', "the application's connection has the default");
+  } finally {
+    await pool.drain(2000);
+  }
+});
+
+test('a failing no-transaction migration: the error says part of it may have taken effect', async () => {
+  const url = await freshDb();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sluice-kit-mig-'));
+  tmpDirs.push(dir);
+  writeFileSync(path.join(dir, '001_table.sql'), 'create table w(a int);\n');
+  writeFileSync(path.join(dir, '002_index.sql'), '-- sluice:no-transaction\ncreate index concurrently w_a on no_such_table(a);\n');
+  const pool = createPool({ connectionString: url, max: 1, logger: spyLogger() });
+  try {
+    await assert.rejects(migrate(pool, dir, { logger: spyLogger() }), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'SLUICE_MIGRATION_FAILED');
+      assert.match(err.message, /outside a transaction, so part of it may have taken effect/);
+      return true;
+    });
+  } finally {
+    await pool.drain(2000);
+  }
+});

@@ -300,3 +300,39 @@ test('sslmode=prefer falls back to plaintext when the server offers no TLS; requ
     await r.drain(2000);
   }
 });
+
+// Found in review: release() while a query was still on its way put the client
+// back, and the next caller's statements ran inside that query's BEGIN.
+test('a client released with a query still running is closed; the next caller gets a clean one', async () => {
+  const solo = createPool({ connectionString: pgsrv.url(), max: 1, logger: spyLogger() });
+  try {
+    const c = await solo.connect();
+    void c.query('begin').catch(() => {});
+    c.release();
+    const status = await withFresh(solo);
+    assert.equal(status, 'I');
+    assert.equal(solo.stats().dirtyReleases, 1);
+  } finally {
+    await solo.drain(2000);
+  }
+});
+
+async function withFresh(p: SluicePool): Promise<string | null> {
+  const c = await p.connect();
+  try {
+    await c.query('select 1');
+    return c.getTransactionStatus();
+  } finally {
+    c.release();
+  }
+}
+
+test('a URL with a user and no host (the host in ?host=, as Cloud SQL documents) is accepted, like libpq and pg do', async () => {
+  const socketDir = pgsrv.cluster.socketDir;
+  const p = createPool({ connectionString: `postgres://postgres@/postgres?host=${encodeURIComponent(socketDir)}&port=${pgsrv.port}&sslmode=disable`, max: 1, logger: spyLogger() });
+  try {
+    assert.equal((await p.query('select 1 as one')).rows[0].one, 1);
+  } finally {
+    await p.drain(2000);
+  }
+});

@@ -136,3 +136,52 @@ test('works on a plain pg.Pool too, and never returns a client left in a transac
     await plain.end();
   }
 });
+
+// Found in review: PostgreSQL answers COMMIT of a failed transaction with a
+// ROLLBACK tag, not an error, and withTransaction resolved as if it committed.
+test('a statement that failed inside, its error caught or not awaited: nothing committed, and it rejects SLUICE_TX_ABORTED', async () => {
+  await assert.rejects(
+    withTransaction(pool, async (tx) => {
+      await tx.query("insert into items(name) values ('caught')");
+      await tx.query('select 1/0').catch(() => {});
+      return 'ok';
+    }),
+    (err: Error & { code?: string }) => err.code === 'SLUICE_TX_ABORTED',
+  );
+  assert.equal(await count('caught'), 0);
+  const dup = (await admin.query("insert into items(name) values ('dup') returning id")).rows[0].id as number;
+  await assert.rejects(
+    withTransaction(pool, async (tx) => {
+      await tx.query("insert into items(name) values ('not-awaited')");
+      tx.query('insert into items(id, name) values ($1, $2)', [dup, 'clash']).catch(() => {});
+      return 'ok';
+    }),
+    (err: Error & { code?: string }) => err.code === 'SLUICE_TX_ABORTED',
+  );
+  assert.equal(await count('not-awaited'), 0);
+  assert.equal(pool.stats().acquired, 0);
+});
+
+// Found in review: session state made inside a transaction outlives it.
+test('session state left by the callback (SET, session advisory lock) never reaches the next user: that client is closed', async () => {
+  const solo = createPool({ connectionString: pgsrv.url(), max: 1, logger: spyLogger() });
+  try {
+    const pidOf = async (): Promise<number> => (await solo.query('select pg_backend_pid() as p')).rows[0].p;
+    const first = await pidOf();
+    await withTransaction(solo, async (tx) => {
+      await tx.query("set local statement_timeout = '50ms'");
+      await tx.query('select pg_advisory_xact_lock(1)');
+    });
+    assert.equal(await pidOf(), first, 'transaction-scoped state: the client is reused');
+    await withTransaction(solo, async (tx) => {
+      await tx.query("set statement_timeout = '50ms'");
+      await tx.query('select pg_advisory_lock(4242)');
+    });
+    const r = (await solo.query("select current_setting('statement_timeout') as t, (select count(*)::int from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()) as locks")).rows[0];
+    assert.deepEqual([r.t, r.locks], ['0', 0], 'the next user sees neither');
+    assert.notEqual(await pidOf(), first);
+    assert.equal(solo.stats().dirtyReleases, 1);
+  } finally {
+    await solo.drain(2000);
+  }
+});

@@ -53,6 +53,16 @@ export class TlsConfigError extends SluiceKitError {
   }
 }
 
+/** withTransaction: a statement inside failed (its error caught or not awaited), so PostgreSQL rolled back instead of committing. */
+export class TransactionAbortedError extends SluiceKitError {
+  constructor() {
+    super(
+      'SLUICE_TX_ABORTED',
+      'the transaction was rolled back, not committed: a statement inside it failed and its error was caught, or not awaited, in the callback',
+    );
+  }
+}
+
 /** A migration failed; the message names the file and the server's error. */
 export class MigrationError extends SluiceKitError {
   readonly file: string | undefined;

@@ -6,8 +6,10 @@
 //      runner that waited sees what the previous holder applied;
 //   3. checksums of applied files verified;
 //   4. each pending file in its own transaction with SET LOCAL lock_timeout,
-//      retried (bounded) when DDL could not get its lock;
-//   5. unlock; a session whose unlock failed is destroyed, not reused.
+//      retried (bounded) when DDL could not get its lock; a no-transaction
+//      file gets neither (it may have taken effect in part);
+//   5. unlock; a session that applied anything (its settings may have
+//      changed) or whose unlock failed is destroyed, not reused.
 // Needs a session: a direct connection, or Sluice transaction mode (which pins
 // sessions holding advisory locks). PgBouncer transaction mode breaks it.
 import { createHash } from 'node:crypto';
@@ -117,7 +119,7 @@ function describe(err: unknown): string {
  */
 export async function migrate(pool: pg.Pool, dir: string, options: MigrateOptions = {}): Promise<MigrateResult> {
   const tableName = options.table ?? 'sluice_migrations';
-  const table = quoteIdent(tableName);
+  let table = quoteIdent(tableName);
   const logger = options.logger ?? defaultLogger();
   const lockKey = (options.lockKey ?? defaultLockKey(tableName)).toString();
   const lockWait = Math.max(1, Math.round(options.lockWaitMillis ?? 60_000));
@@ -133,6 +135,8 @@ export async function migrate(pool: pg.Pool, dir: string, options: MigrateOption
   };
   client.on('error', onError);
   let locked = false;
+  let ranAny = false;
+  const newly: string[] = [];
   try {
     // Bounded wait for the lock by polling pg_try_advisory_lock. A blocking
     // pg_advisory_lock() would be an open transaction for as long as it waits,
@@ -154,6 +158,11 @@ export async function migrate(pool: pg.Pool, dir: string, options: MigrateOption
       pause = Math.min(250, pause * 2);
     }
     locked = true;
+    if (!tableName.includes('.')) {
+      // Pinned to the schema it starts in: a migration may change search_path.
+      const { rows: schema } = await client.query<{ s: string | null }>('select pg_catalog.current_schema() as s');
+      if (schema[0]?.s) table = `"${schema[0].s.replace(/"/g, '""')}".${table}`;
+    }
     await client.query(
       `create table if not exists ${table} (
          id text primary key,
@@ -183,15 +192,17 @@ export async function migrate(pool: pg.Pool, dir: string, options: MigrateOption
         );
       } else done.push(f.id);
     }
-    const newly: string[] = [];
     for (const f of pending) {
+      ranAny = true;
       await applyOne(client, table, f, { ddlLock, ddlRetries, stmtTimeout, logger });
       newly.push(f.id);
       logger.info({ migration: f.id }, 'migration applied');
     }
     return { applied: newly, alreadyApplied: done };
   } finally {
-    let releaseWith: Error | boolean | undefined = broken;
+    // A migration may leave session settings (a plain SET search_path): its
+    // connection is closed rather than handed to the application.
+    let releaseWith: Error | boolean | undefined = broken ?? (ranAny || undefined);
     if (locked && !broken) {
       try {
         await client.query('select pg_advisory_unlock($1::bigint)', [lockKey]);
@@ -214,12 +225,13 @@ async function applyOne(
     const started = Date.now();
     try {
       if (f.noTransaction) {
-        await client.query(`set lock_timeout = ${o.ddlLock}`);
+        // No lock_timeout: CREATE INDEX CONCURRENTLY waits for older transactions
+        // by design, and a timeout there leaves an INVALID index behind.
         await client.query(`set statement_timeout = ${o.stmtTimeout}`);
         try {
           await client.query(f.sql);
         } finally {
-          await client.query('reset lock_timeout; reset statement_timeout');
+          await client.query('reset statement_timeout');
         }
         await client.query(`insert into ${table} (id, checksum, duration_ms) values ($1, $2, $3)`, [f.id, f.checksum, Date.now() - started]);
       } else {
@@ -233,13 +245,18 @@ async function applyOne(
       return;
     } catch (err) {
       if (client.getTransactionStatus() !== 'I') await client.query('rollback').catch(() => {});
-      if (sqlState(err) === '55P03' && attempt < o.ddlRetries) {
+      // A file outside a transaction may have taken effect in part: never run it again by itself.
+      if (sqlState(err) === '55P03' && attempt < o.ddlRetries && !f.noTransaction) {
         const ms = Math.min(5000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2);
         o.logger.warn({ migration: f.id, attempt: attempt + 1, retryInMillis: Math.round(ms) }, 'migration could not get a lock in time; retrying');
         await new Promise((r) => setTimeout(r, ms));
         continue;
       }
-      const hint = sqlState(err) === '55P03' ? ` after ${attempt + 1} attempts; a long transaction holds a conflicting lock` : '';
+      let hint = sqlState(err) === '55P03' ? ` after ${attempt + 1} attempts; a long transaction holds a conflicting lock` : '';
+      if (f.noTransaction) {
+        hint +=
+          ' (it ran outside a transaction, so part of it may have taken effect: a failed CREATE INDEX CONCURRENTLY leaves an INVALID index, to drop with DROP INDEX CONCURRENTLY before the next run)';
+      }
       throw new MigrationError(MigrationErrorCodes.failed, `migration ${f.id} failed${hint}: ${describe(err)}`, f.id, { cause: err });
     }
   }

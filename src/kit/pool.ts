@@ -6,7 +6,9 @@
 // - a deadline the kit enforces itself (a late connection is released, not leaked);
 // - an error listener for the whole checkout, so a dying backend never
 //   becomes an uncaught 'error' event;
-// - a release that destroys clients left mid-transaction or broken;
+// - a release that destroys clients left mid-transaction, with a query still
+//   running, holding session state (SET, session advisory locks, temp tables,
+//   LISTEN, … seen by Sluice's own SQL classifier), or broken;
 // - leak detection with the acquiring stack, and stats histograms.
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
@@ -14,6 +16,7 @@ import { AcquireTimeoutError, KitConfigError, PoolClosingError } from './errors.
 import { MillisHistogram, type HistogramSnapshot } from './histogram.js';
 import { defaultLogger, type KitLogger } from './logger.js';
 import { resolveTls, TLS_URL_PARAMS, type SslMode, type TlsPolicy } from './tls.js';
+import { classifySql, SqlFlag } from '../session/classify.js';
 
 /** Connection budget from which the pool size is derived. */
 export interface PoolBudget {
@@ -123,7 +126,7 @@ export interface PoolStats {
   readonly acquired: number;
   readonly leaks: number;
   readonly acquireTimeouts: number;
-  /** Clients destroyed at release because they were mid-transaction. */
+  /** Clients destroyed at release because they were mid-transaction, had a query running, or held session state. */
   readonly dirtyReleases: number;
   /** Clients destroyed because their connection failed while checked out. */
   readonly brokenReleases: number;
@@ -158,6 +161,36 @@ interface Resolved {
   };
 }
 
+/** What a statement can leave behind in a session, for the next user of the connection to inherit. */
+const SESSION_STATE =
+  SqlFlag.SessionSet | SqlFlag.Advisory | SqlFlag.TempObject | SqlFlag.Listen | SqlFlag.HoldCursor | SqlFlag.SqlPrepare | SqlFlag.Load | SqlFlag.Unknown;
+const kSessionState = Symbol('sluice.kit.sessionState');
+const kWatched = Symbol('sluice.kit.watched');
+
+/**
+ * Wraps a client's query() once, so a statement that may leave session state
+ * marks the client (classifySql's prefilter: one regex test per query). SET
+ * LOCAL, set_config(…, true) and transaction-scoped locks do not.
+ */
+function watchSessionState(client: pg.PoolClient): void {
+  const c = client as unknown as Record<symbol, unknown> & { query: (...args: unknown[]) => unknown };
+  if (c[kWatched]) return;
+  c[kWatched] = true;
+  const query = c.query;
+  c.query = function (this: unknown, ...args: unknown[]) {
+    const q = args[0] as string | { text?: unknown } | undefined;
+    const text = typeof q === 'string' ? q : typeof q?.text === 'string' ? q.text : undefined;
+    if (text !== undefined && classifySql(text) & SESSION_STATE) c[kSessionState] = true;
+    return query.apply(this, args);
+  };
+}
+
+/** pg's own record of a query sent or queued on this client (no public API; missing fields read as none). */
+function queriesInFlight(client: pg.PoolClient): boolean {
+  const c = client as unknown as { _getActiveQuery?: () => unknown; _queryQueue?: unknown[] };
+  return (typeof c._getActiveQuery === 'function' && c._getActiveQuery() != null) || (Array.isArray(c._queryQueue) && c._queryQueue.length > 0);
+}
+
 function positive(name: string, v: number | undefined, dflt: number, allowZero = true): number {
   if (v === undefined) return dflt;
   if (!Number.isFinite(v) || v < 0 || (!allowZero && v === 0)) throw new KitConfigError(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} number, got ${v}`);
@@ -173,11 +206,15 @@ function resolveOptions(input: string | CreatePoolOptions | undefined): Resolved
   let urlHost = '';
   if (raw) {
     let url: URL;
+    // libpq and pg take a user with no host (postgres://app@/db?host=/cloudsql/…);
+    // URL does not, so parse it with a stand-in host and put the real one in ?host=.
+    const hostless = /^postgres(?:ql)?:\/\/[^/?#]*@\//i.test(raw);
     try {
-      url = new URL(raw);
+      url = new URL(hostless ? raw.replace('@/', '@localhost/') : raw);
     } catch {
       throw new KitConfigError('connection string is not a valid postgres:// URL');
     }
+    if (hostless && !url.searchParams.has('host')) url.searchParams.set('host', env.PGHOST || 'localhost');
     if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
       throw new KitConfigError(`connection string scheme must be postgres:// or postgresql://, got ${url.protocol}//`);
     }
@@ -418,6 +455,7 @@ export class SluicePool extends pg.Pool {
   private track(client: pg.PoolClient, stack: string): pg.PoolClient {
     const checkout: Checkout = { since: performance.now(), stack, reported: false, broken: undefined, forced: false };
     this.checkouts.set(client, checkout);
+    watchSessionState(client);
     const onError = (err: Error): void => {
       // Without this listener a backend dying under a checked-out client is an
       // uncaught 'error' event. The caller's query rejects on its own.
@@ -443,6 +481,15 @@ export class SluicePool extends pg.Pool {
       if (!destroy && (checkout.broken || doomed.has(client))) {
         destroy = checkout.broken ?? true;
         this.brokenCount++;
+      } else if (!destroy && queriesInFlight(client)) {
+        // The next caller's queries would queue behind it, inside whatever it began.
+        this.dirtyCount++;
+        this.logger.warn({ pool: this.name }, 'client released with a query still running; destroyed instead of reused');
+        destroy = true;
+      } else if (!destroy && (client as unknown as Record<symbol, boolean>)[kSessionState]) {
+        this.dirtyCount++;
+        this.logger.warn({ pool: this.name }, 'client released holding session state (SET, advisory lock, temp table, LISTEN, …); destroyed instead of reused');
+        destroy = true;
       } else if (!destroy && client.getTransactionStatus() !== 'I') {
         // Handing a client in a transaction to the next caller would leak its
         // session state (and locks) into unrelated work.

@@ -1,6 +1,7 @@
 // withTransaction: the checkout/BEGIN/COMMIT/ROLLBACK/release dance done once,
 // correctly, with bounded retries for serialization failures and deadlocks.
 import type pg from 'pg';
+import { TransactionAbortedError } from './errors.js';
 
 /** SQL isolation levels. */
 export type IsolationLevel = 'read uncommitted' | 'read committed' | 'repeatable read' | 'serializable';
@@ -45,7 +46,9 @@ function beginStatement(o: TransactionOptions): string {
 /**
  * Run `fn` inside a transaction on a client of its own.
  * Commits when `fn` resolves, rolls back when it throws; a client that is not
- * cleanly idle afterwards, or whose connection failed, is destroyed.
+ * cleanly idle afterwards, or whose connection failed, is destroyed. When a
+ * statement inside failed but `fn` resolved anyway (a caught or un-awaited
+ * error), nothing is committed and it rejects with `SLUICE_TX_ABORTED`.
  *
  * @example
  * const id = await withTransaction(pool, async (tx) => {
@@ -74,7 +77,10 @@ export async function withTransaction<T>(
     try {
       await client.query(begin);
       const result = await fn(client);
-      await client.query('COMMIT');
+      // PostgreSQL answers COMMIT of a failed transaction with a ROLLBACK, not an error.
+      if (client.getTransactionStatus() === 'E') throw new TransactionAbortedError();
+      const committed = await client.query('COMMIT');
+      if (committed.command === 'ROLLBACK') throw new TransactionAbortedError();
       return result;
     } catch (err) {
       if (failed) {
