@@ -277,3 +277,47 @@ test('trust sends AuthenticationOk first: with the welcome, before a pool\'s fir
     assert.equal(refused.last.fields?.get('C'), '28000');
   });
 });
+
+// Found in review: a userlist entry "" (no password, for logging in to the
+// server, as auth_user often is) accepted an empty password from any client
+// over md5 and SCRAM, while PostgreSQL and PgBouncer refuse it.
+test('an empty password in auth_file lets no client in over md5, SCRAM or cleartext', async () => {
+  const { createHash } = await import('node:crypto');
+  const md5 = (s: string | Buffer): string => createHash('md5').update(s).digest('hex');
+  for (const method of ['md5', 'plain'] as const) {
+    await withSluice({ auth_type: method, auth_user: 'postgres' }, userlist({ postgres: '' }), async (s) => {
+      const socket = net.connect(s.port, '127.0.0.1');
+      const msgs = readMessages(socket);
+      socket.write(startupMessage({ user: 'postgres', database: 'postgres' }));
+      const ask = await msgs.until((m) => m.type === 'R');
+      const answer = method === 'md5' ? 'md5' + md5(Buffer.concat([Buffer.from(md5('' + 'postgres')), ask.body.subarray(4, 8)])) : '';
+      socket.write(frame('p', Buffer.from(answer + '\0')));
+      const err = await msgs.until((m) => m.type === 'E' || m.type === 'Z');
+      assert.equal(err.type, 'E', `${method}: refused`);
+      assert.equal(err.fields?.get('C'), '28P01');
+      socket.destroy();
+    });
+  }
+  await withSluice({ auth_type: 'scram-sha-256', auth_user: 'postgres' }, userlist({ postgres: '' }), async (s) => {
+    const refused = await pgRefused(s.url('postgres', 'postgres', 'anything'));
+    assert.equal(refused.code, '28P01', 'no SCRAM verifier is made up from an empty secret');
+  });
+});
+
+// Found in review: before login the reader took messages up to max_packet_size,
+// so an unauthenticated client could make Sluice buffer a gigabyte.
+test('before login a message over 64 KiB is refused at its header with 08P01', async () => {
+  await withSluice({ auth_type: 'md5' }, userlist({ md5_u: 'x' }), async (s) => {
+    const socket = net.connect(s.port, '127.0.0.1');
+    const msgs = readMessages(socket);
+    socket.write(startupMessage({ user: 'md5_u', database: 'postgres' }));
+    await msgs.until((m) => m.type === 'R');
+    const header = Buffer.alloc(5);
+    header[0] = 0x70;
+    header.writeInt32BE(200 * 1024 * 1024, 1);
+    socket.write(header);
+    const err = await msgs.until((m) => m.type === 'E');
+    assert.equal(err.fields?.get('C'), '08P01');
+    socket.destroy();
+  });
+});

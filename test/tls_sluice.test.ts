@@ -178,3 +178,38 @@ test('a RELOAD that turns client TLS on: a client accepted before it (no net.Soc
     assert.equal(r.stdout.trim(), 't', 'a client after the RELOAD gets TLS');
   });
 });
+
+// Found in review: auth_type = hba asked every TLS client for a certificate
+// (and would not start without client_tls_ca_file) whether or not a rule used
+// cert; and the hba file was first read at the first login, so a broken one
+// turned every login into an error showing its path.
+test('auth_type = hba: certificates are asked for only when a rule uses cert; a broken file is refused at start and on RELOAD', async () => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const { buildConfig } = await import('../src/config/index.js');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sluice-hba-'));
+  const hba = path.join(dir, 'hba.conf');
+  writeFileSync(hba, 'hostssl all all 127.0.0.1/32 trust\n');
+  const settings = {
+    client_tls_sslmode: 'require',
+    client_tls_key_file: certs.serverKey,
+    client_tls_cert_file: certs.serverCert,
+    server_tls_sslmode: 'require',
+    auth_type: 'hba',
+    auth_hba_file: hba,
+  };
+  const s = await startSluice({ pg: server, settings });
+  try {
+    const r = await run('psql', [`host=127.0.0.1 port=${s.port} user=postgres dbname=postgres sslmode=require`, '-XAtc', 'select 1']);
+    assert.equal(r.stdout.trim(), '1', r.stderr);
+    writeFileSync(hba, 'host all all 127.0.0.1/33 trust\n');
+    const base = { listen_addr: '127.0.0.1', listen_port: s.port, unix_socket_dir: '', admin_users: 'postgres', ...settings };
+    assert.throws(() => s.app.reload(buildConfig({ settings: base, databases: { '*': `host=127.0.0.1 port=${server.port}` } })), /hba\.conf:1/);
+    const again = await run('psql', [`host=127.0.0.1 port=${s.port} user=postgres dbname=postgres sslmode=require`, '-XAtc', 'select 2']);
+    assert.equal(again.stdout.trim(), '2', 'the old rules stay after a refused RELOAD');
+  } finally {
+    await s.stop();
+  }
+  await assert.rejects(startSluice({ pg: server, settings }), /hba\.conf:1/);
+});

@@ -133,7 +133,8 @@ type Secret =
   | { kind: 'none' }; // unknown user, or a secret that cannot serve this method
 
 function classify(secret: string | undefined): Secret {
-  if (secret === undefined) return { kind: 'none' };
+  // An empty secret means "no password" for server login, never "any client may send an empty one".
+  if (secret === undefined || secret === '') return { kind: 'none' };
   if (isMd5Secret(secret)) return { kind: 'md5', hash: secret };
   if (isScramSecret(secret)) {
     const scram = parseScramSecret(secret);

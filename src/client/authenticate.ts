@@ -16,11 +16,17 @@ export interface AuthEnvironment {
   onScramKeys(user: string, keys: ScramKeys): void;
   /** A secret auth_query returned (md5 hashes can log in to md5 servers). */
   onLookedUpSecret(user: string, secret: string): void;
+  /** Authentication could not be configured for a client (logged; the client gets a generic 28000). */
+  onConfigError(err: unknown): void;
 }
 
 const hbaCache = new WeakMap<Config, HbaFile>();
 
-function hbaRules(config: Config): HbaFile {
+/**
+ * A config's auth_hba_file, read once. The app reads it at start and RELOAD,
+ * so a broken file is a config error there, never a login error later.
+ */
+export function hbaRules(config: Config): HbaFile {
   let hba = hbaCache.get(config);
   if (!hba) {
     hba = loadHbaFile(config.settings.auth_hba_file);
@@ -71,7 +77,9 @@ export function authenticateClient(env: AuthEnvironment, client: ClientConn, ver
   try {
     choice = chooseMethod(config, client);
   } catch (err) {
-    verdict(client, { code: '28000', message: `authentication configuration error: ${err instanceof Error ? err.message : String(err)}` });
+    // The details (file, line) are for the log, not for a client that has not logged in.
+    verdict(client, { code: '28000', message: 'authentication configuration error; see the pooler log' });
+    env.onConfigError(err);
     return;
   }
   const { method } = choice;

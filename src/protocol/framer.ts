@@ -83,6 +83,11 @@ export class MessageReader {
     this.maxPacketSize = Math.min(maxPacketSize, PG_MAX_MESSAGE);
   }
 
+  /** Changes the largest message accepted (capped like the constructor's); takes effect from the next message header. */
+  setMaxPacketSize(n: number): void {
+    this.maxPacketSize = Math.min(n, PG_MAX_MESSAGE);
+  }
+
   /** Changes which message types are read whole; takes effect from the next message header. */
   setInspect(table: Uint8Array): void {
     this.inspect = table;
