@@ -2,7 +2,7 @@
 import { existsSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import type { Config, DatabaseEntry, Settings } from './config/types.js';
+import type { Config, DatabaseEntry, Settings, UserEntry } from './config/types.js';
 import type { ErrorFields } from './protocol/messages.js';
 import { createLogger, silentLogger, type Logger } from './log.js';
 import { Pooler } from './pool/pooler.js';
@@ -13,7 +13,7 @@ import type { ClientContext } from './client/context.js';
 import { sendCancel } from './client/cancel.js';
 import { CancelPids } from './client/cancel_pids.js';
 import { serverAuthFactory, PassthroughKeys } from './pool/server_auth.js';
-import { authenticateClient, closeLookupPools, type AuthEnvironment, type AuthVerdict } from './client/authenticate.js';
+import { authenticateClient, closeLookupPools, hbaRules, type AuthEnvironment, type AuthVerdict } from './client/authenticate.js';
 import { acceptBareHandles } from './net/listener.js';
 import { ClientSlots } from './pool/client_slots.js';
 import { clientClosed, clientOpened } from './memory.js';
@@ -76,7 +76,14 @@ export class Sluice implements ClientContext {
     this.log = options.logger ?? silentLogger;
     this.pooler = new Pooler(config, this.log, serverAuthFactory(() => this.config, this.passthrough), (db) => this.serverTls(db));
     this.pooler.clients = this.clients;
+    this.checkHba(config);
     this.clientTls = this.buildClientTls(config);
+  }
+
+  /** auth_type = hba: the file is read and checked now (start, RELOAD), so a broken one is refused like any config error. */
+  private checkHba(config: Config): void {
+    if (config.settings.auth_type !== 'hba') return;
+    for (const w of hbaRules(config).warnings) this.log.warn({ file: w.file, line: w.line }, w.message);
   }
 
   static async start(config: Config, options: SluiceOptions = {}): Promise<Sluice> {
@@ -91,6 +98,10 @@ export class Sluice implements ClientContext {
 
   static defaultLogger(config: Config): Logger {
     return createLogger({ file: config.settings.logfile || undefined, verbose: config.settings.verbose });
+  }
+
+  userEntry(name: string): UserEntry | undefined {
+    return this.config.users.get(name);
   }
 
   settings(): Settings {
@@ -195,6 +206,7 @@ export class Sluice implements ClientContext {
     findDatabase: (name) => this.findDatabase(name),
     onScramKeys: (user, keys) => this.passthrough.remember(user, keys),
     onLookedUpSecret: (user, secret) => this.passthrough.rememberSecret(user, secret),
+    onConfigError: (err) => this.log.error({ err: err instanceof Error ? err.message : String(err) }, 'authentication configuration error'),
   };
 
   authenticate(client: ClientConn): void {
@@ -204,7 +216,8 @@ export class Sluice implements ClientContext {
   /** The admin console takes only admin_users and stats_users, whatever the method said. */
   private readonly adminVerdict: AuthVerdict = (client, err) => {
     const s = this.config.settings;
-    if (err || s.admin_users.includes(client.user) || s.stats_users.includes(client.user)) client.authDone(err);
+    // auth_type = any: anyone gets in, as a stats user (as in PgBouncer).
+    if (err || s.admin_users.includes(client.user) || s.stats_users.includes(client.user) || s.auth_type === 'any') client.authDone(err);
     else client.authDone({ code: '28000', message: `user "${client.user}" is not allowed to use the admin console (admin_users / stats_users)` });
   };
 
@@ -214,7 +227,9 @@ export class Sluice implements ClientContext {
   }
 
   private buildClientTls(config: Config): ClientTlsOptions | null {
-    const opts = clientTlsOptions(config.settings, config.settings.auth_type === 'hba');
+    // Client certificates are asked for only when an hba rule uses them.
+    const wantsCerts = config.settings.auth_type === 'hba' && hbaRules(config).rules.some((r) => r.method === 'cert');
+    const opts = clientTlsOptions(config.settings, wantsCerts);
     if (!opts) return null;
     // ALPN lets PostgreSQL 17 clients use direct TLS (sslnegotiation=direct).
     return Object.freeze({ ...opts, context: { ...opts.context, ALPNProtocols: ['postgresql'] } });
@@ -256,11 +271,32 @@ export class Sluice implements ClientContext {
   private pausedAll = false;
   private readonly pausedDbs = new Set<string>();
 
-  /** PAUSE: new transactions wait; running ones finish. Without a name, every database. */
+  /**
+   * PAUSE (console or SIGUSR1): new transactions wait; running ones finish,
+   * and server connections close as they are released, as in PgBouncer.
+   * Without a name, every database.
+   */
   pause(database?: string): void {
     if (database) this.pausedDbs.add(database);
     else this.pausedAll = true;
-    for (const p of this.pooler.pools.values()) if (!database || p.db.name === database) p.paused = true;
+    for (const p of this.pooler.pools.values()) {
+      if (database && p.db.name !== database) continue;
+      p.paused = true;
+      for (const s of [...p.servers]) {
+        if (s.state === 'idle') s.close('PAUSE');
+        else s.retire = true;
+      }
+    }
+  }
+
+  /** The database was paused by name (PAUSE db), not only by a global PAUSE. */
+  isPausedByName(name: string): boolean {
+    return this.pausedDbs.has(name);
+  }
+
+  /** Some database is paused by name. */
+  get anyPausedByName(): boolean {
+    return this.pausedDbs.size > 0;
   }
 
   resume(database?: string): void {
@@ -354,7 +390,8 @@ export class Sluice implements ClientContext {
   // ---------------------------------------------------------------- lifecycle
   /** Applies a new config; connected clients keep going. */
   reload(config: Config): void {
-    // Certificates are re-read here; a broken file throws before anything changes.
+    // Certificates and the hba file are re-read here; a broken file throws before anything changes.
+    this.checkHba(config);
     const tls = this.buildClientTls(config);
     this.config = config;
     this.clientTls = tls;

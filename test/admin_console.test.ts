@@ -265,3 +265,81 @@ test('SHUTDOWN WAIT_FOR_CLIENTS answers, then the pooler stops accepting and exi
   await waitFor(() => own.app.clients.size === 0, 'clients to leave');
   await own.stop();
 });
+
+// ---------------------------------------------------------------- found in review, 2026-11-29
+
+async function consoleOf(s: TestSluice, user = 'postgres'): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: s.url('pgbouncer', user) });
+  c.on('error', () => {});
+  await c.connect();
+  return c;
+}
+
+test('PAUSE db before the database has a pool: RESUME db undoes it and its clients are served', async () => {
+  const s = await startSluice({ pg: pgsrv, settings: { pool_mode: 'transaction' } });
+  const adm = await consoleOf(s);
+  try {
+    await adm.query('PAUSE postgres');
+    await adm.query('RESUME postgres'); // answered "database postgres is not paused", and the pause stayed
+    const c = new pg.Client({ connectionString: s.url(), connectionTimeoutMillis: 5000, query_timeout: 5000 });
+    c.on('error', () => {});
+    try {
+      await c.connect();
+      assert.equal((await c.query('select 1 as one')).rows[0].one, 1);
+    } finally {
+      await c.end().catch(() => {});
+    }
+  } finally {
+    s.app.resume();
+    await adm.end();
+    await s.stop();
+  }
+});
+
+test('RESUME db under a global PAUSE is refused, as in PgBouncer: only RESUME lifts it', async () => {
+  const s = await startSluice({ pg: pgsrv, settings: { pool_mode: 'transaction' } });
+  const adm = await consoleOf(s);
+  try {
+    await adm.query('PAUSE');
+    await assert.rejects(adm.query('RESUME postgres'), /database postgres is not paused/);
+    await adm.query('RESUME');
+  } finally {
+    await adm.end();
+    await s.stop();
+  }
+});
+
+test('auth_type = any: any user reaches the console as a stats user', async () => {
+  const s = await startSluice({ pg: pgsrv, settings: { auth_type: 'any', pool_mode: 'transaction' } });
+  const adm = await consoleOf(s, 'nobody');
+  try {
+    assert.ok((await adm.query('SHOW VERSION')).rows.length === 1);
+    await assert.rejects(adm.query('PAUSE'), /admin/i);
+  } finally {
+    await adm.end();
+    await s.stop();
+  }
+});
+
+test('a pause (SIGUSR1 calls the same) closes idle server connections, as the console PAUSE does', async () => {
+  const s = await startSluice({ pg: pgsrv, settings: { pool_mode: 'transaction' } });
+  try {
+    const c = new pg.Client({ connectionString: s.url(), query_timeout: 5000 });
+    c.on('error', () => {});
+    try {
+      await c.connect();
+      await c.query('select 1');
+      const servers = () => [...s.app.pooler.pools.values()].reduce((n, p) => n + p.servers.size, 0);
+      assert.equal(servers(), 1);
+      s.app.pause();
+      await waitFor(() => servers() === 0, 'the idle server to close');
+      s.app.resume();
+      assert.equal((await c.query('select 2 as two')).rows[0].two, 2);
+    } finally {
+      s.app.resume();
+      await c.end().catch(() => {});
+    }
+  } finally {
+    await s.stop();
+  }
+});

@@ -48,14 +48,15 @@ test('format round-trips through parse', () => {
 test('database entry: all parameters and defaults', () => {
   const db = parseDatabaseEntry(
     'app',
-    "host=h1,h2 port=6000 dbname=real user=u password=p auth_user=au auth_dbname=authdb auth_query='SELECT 1' " +
+    "host=h1 port=6000 dbname=real user=u password=p auth_user=au auth_dbname=authdb auth_query='SELECT 1' " +
       'pool_size=10 min_pool_size=2 reserve_pool_size=3 pool_mode=Transaction max_db_connections=50 max_db_client_connections=500 ' +
       "connect_query='SET x = 1' application_name=app client_encoding=UTF8 datestyle=ISO timezone=UTC " +
       'query_wait_timeout=2.5 server_lifetime=60 load_balance_hosts=disable target_session_attrs=read-write pin_policy=error',
     'p.ini',
     7,
   );
-  assert.equal(db.host, 'h1,h2');
+  assert.equal(db.host, 'h1');
+  assert.throws(() => parseDatabaseEntry('app', 'host=h1,h2', 'p.ini', 3), /p\.ini:3.*several hosts \(h1,h2\) are not supported yet/);
   assert.equal(db.port, 6000);
   assert.equal(db.dbname, 'real');
   assert.equal(db.pool_mode, 'transaction'); // case-insensitive like PgBouncer

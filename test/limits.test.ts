@@ -170,3 +170,59 @@ test('server_round_robin spreads work; LIFO (default) reuses the warmest server'
     }
   }
 });
+
+// Found in review: a pool kept the database entry it was made with, so a RELOAD's new max_db_connections never applied.
+test('RELOAD raising max_db_connections applies to the existing pool', async () => {
+  const dbs = (limit: number) => ({ postgres: `host=127.0.0.1 port=${pgsrv.port} max_db_connections=${limit}` });
+  const settings = { listen_addr: '127.0.0.1', listen_port: 0, unix_socket_dir: '', auth_type: 'trust', pool_mode: 'transaction', query_wait_timeout: 5 };
+  const s = await startSluice({ pg: pgsrv, settings, databases: dbs(1) });
+  try {
+    const a = new pg.Client({ connectionString: s.url() });
+    const b = new pg.Client({ connectionString: s.url() });
+    await Promise.all([a.connect(), b.connect()]);
+    await a.query('begin');
+    const { buildConfig } = await import('../src/config/index.js');
+    s.app.reload(buildConfig({ settings: { ...settings, listen_port: s.port }, databases: dbs(3) }));
+    await b.query('begin');
+    assert.equal((await b.query('select 1 as one')).rows[0].one, 1, 'the second client got a second server without waiting for the first');
+    await Promise.all([a.query('commit'), b.query('commit')]);
+    await Promise.all([a.end(), b.end()]);
+  } finally {
+    await s.stop();
+  }
+});
+
+// Found in review: connect_query was read from [databases] and never run.
+test('connect_query runs once on each new server connection; one that fails fails the login with its error', async () => {
+  const admin = new pg.Client({ connectionString: pgsrv.url() });
+  await admin.connect();
+  await admin.query('create table if not exists cq_log(id serial); truncate cq_log');
+  const s = await startSluice({
+    pg: pgsrv,
+    settings: { pool_mode: 'transaction', server_login_retry: 0 },
+    databases: {
+      postgres: `host=127.0.0.1 port=${pgsrv.port} pool_size=1 connect_query='insert into cq_log default values'`,
+      broken: `host=127.0.0.1 port=${pgsrv.port} dbname=postgres connect_query='select * from no_such_table'`,
+    },
+  });
+  try {
+    const c = new pg.Client({ connectionString: s.url() });
+    await c.connect();
+    for (let i = 0; i < 3; i++) await c.query('select 1');
+    await c.end();
+    assert.equal((await admin.query('select count(*)::int as n from cq_log')).rows[0].n, 1);
+    const b = new pg.Client({ connectionString: s.url('broken') });
+    b.on('error', () => {});
+    await assert.rejects(
+      (async () => {
+        await b.connect();
+        await b.query('select 1');
+      })(),
+      /connect_query failed|no_such_table/,
+    );
+    await b.end().catch(() => {});
+  } finally {
+    await admin.end();
+    await s.stop();
+  }
+});

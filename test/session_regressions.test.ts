@@ -256,7 +256,7 @@ test('COPY FROM STDIN over the extended protocol (libpq style: Sync, data, CopyD
     // And the first client's next batch is answered in order.
     const mark2 = msgs.all.length;
     socket.write(Buffer.concat([parse('k', 'select 9 as v'), bind('', 'k'), exec(), sync()]));
-    socket.write(Buffer.concat([parse('k', 'select 9 as v'), bind('', 'k'), exec(), sync()]));
+    socket.write(Buffer.concat([parse('k2', 'select 9 as v'), bind('', 'k2'), exec(), sync()]));
     await zCount(msgs, 4);
     assert.equal(types(msgs, mark2), '12DCZ12DCZ');
     await b.end();
@@ -642,6 +642,48 @@ test('RESET of a custom setting the startup options gave brings back the startup
     assert.equal(await tenant(), 'X');
     await a.end();
   } finally {
+    await s.stop();
+  }
+});
+
+// Found by the differential fuzz: the replay sent SET "search_path" TO 'fz, public',
+// which PostgreSQL reads as one schema named "fz, public".
+test('a search_path of several schemas, set by SQL or at startup, follows its client to a server another client used', async () => {
+  const setup = new pg.Client({ connectionString: pgsrv.url() });
+  await setup.connect();
+  await setup.query("create schema if not exists fz; create table if not exists fz.fz_only(v text); truncate fz.fz_only; insert into fz.fz_only values ('fz')");
+  await setup.end();
+  const s = await sluice();
+  try {
+    const a = await client(s);
+    await a.query('set search_path = fz, public');
+    const started = await client(s, { options: '-c search_path=fz,public' } as Partial<pg.ClientConfig>);
+    const b = await client(s);
+    await b.query('select 1');
+    for (const c of [a, started]) {
+      const r = (await c.query("select current_setting('search_path') as p, (select v from fz_only) as v")).rows[0];
+      assert.equal(r.v, 'fz', `search_path ${r.p}`);
+      await b.query('select 1');
+    }
+    await Promise.all([a.end(), b.end(), started.end()]);
+  } finally {
+    await s.stop();
+  }
+});
+
+test('a Parse of a name the client already has is refused with 42P05, as PostgreSQL does, idle or in a transaction', async () => {
+  const s = await sluice();
+  const a = await raw(s);
+  try {
+    await exchange(a, Buffer.concat([parse('dup', 'select 1'), sync()]));
+    const idle = await exchange(a, Buffer.concat([parse('dup', 'select 2'), bind('', 'dup'), exec(), sync()]));
+    assert.deepEqual([sqlstates(idle), rows(idle)], [['42P05'], []], 'the rest of the batch is skipped, as a server would');
+    const inTx = await exchange(a, Buffer.concat([query('begin'), parse('dup', 'select 3'), sync(), query('rollback')]), 3);
+    assert.deepEqual(sqlstates(inTx), ['42P05']);
+    const still = await exchange(a, Buffer.concat([bind('', 'dup'), exec(), sync()]));
+    assert.deepEqual(rows(still), ['1'], 'the first statement stands');
+  } finally {
+    a.socket.destroy();
     await s.stop();
   }
 });

@@ -39,6 +39,9 @@ function recordingSink(): TrackerSink & { events: string[] } {
     querySkipped() {
       events.push('querySkipped');
     },
+    nameNotParsed(tag) {
+      events.push(`nameNotParsed:${tag}`);
+    },
     stillPrepared(st) {
       events.push(`stillPrepared:${st.name}`);
     },

@@ -211,3 +211,39 @@ test('query_timeout cancels a long query with an error naming it; the client goe
     await s.stop();
   }
 });
+
+// Found in review: [users] and [databases] timeouts were read but never applied.
+test('per-user idle_transaction_timeout and per-database query_wait_timeout and server_lifetime apply', async () => {
+  const s = await startSluice({
+    pg: pgsrv,
+    settings: { pool_mode: 'transaction', query_wait_timeout: 120 },
+    users: { idler: 'idle_transaction_timeout=0.3' },
+    databases: {
+      postgres: `host=127.0.0.1 port=${pgsrv.port} pool_size=1 query_wait_timeout=0.3`,
+      life: `host=127.0.0.1 port=${pgsrv.port} dbname=postgres server_lifetime=0.3`,
+    },
+  });
+  try {
+    const admin = await connect(pgsrv.url());
+    await admin.query("do $$ begin if not exists (select from pg_roles where rolname = 'idler') then create role idler login; end if; end $$");
+    await admin.end();
+    const idle = await connect(s.url('postgres', 'idler'));
+    const failed = nextError(idle);
+    await idle.query('begin');
+    const timedOut = new Promise<PgErr>((resolve) => setTimeout(() => resolve(Object.assign(new Error('no error within 5 s'), { code: 'none' })), 5000).unref());
+    assert.equal((await Promise.race([failed, timedOut])).code, '25P03', 'per-user idle_transaction_timeout');
+    const holder = await connect(s.url());
+    await holder.query('begin');
+    const waiter = await connect(s.url());
+    await assert.rejects(waiter.query('select 1'), /query_wait_timeout \(0\.3 s\)/);
+    await holder.query('rollback');
+    await Promise.all([holder.end(), waiter.end().catch(() => {})]);
+    const life = await connect(s.url('life'));
+    await life.query('select 1');
+    const pool = [...s.app.pooler.pools.values()].find((p) => p.db.name === 'life')!;
+    await waitFor(() => pool.servers.size === 0, 'the server to reach its per-database server_lifetime');
+    await life.end();
+  } finally {
+    await s.stop();
+  }
+});

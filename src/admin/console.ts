@@ -267,14 +267,8 @@ export class AdminConsole {
   private async pause(db: string): Promise<Buffer[]> {
     if (this.app.isPaused) throw new AdminError(AdminErrorCode.State, 'already suspended/paused');
     if (db) this.requireDb(db, 'pause');
+    // Servers close as they are released (app.pause); answer once none is left.
     this.app.pause(db || undefined);
-    // Like PgBouncer: servers close as they are released; answer once none is left.
-    for (const p of this.poolsOf(db)) {
-      for (const s of [...p.servers]) {
-        if (s.state === 'idle') s.close('PAUSE');
-        else s.retire = true;
-      }
-    }
     try {
       await this.waitFor(() => this.poolsOf(db).every((p) => p.servers.size === 0), 'PAUSE');
     } catch (err) {
@@ -287,11 +281,12 @@ export class AdminConsole {
   private resume(db: string): Buffer[] {
     if (this.app.shuttingDown) throw new AdminError(AdminErrorCode.State, 'pooler is shutting down');
     if (!db) {
-      if (!this.app.isPaused && !this.poolsOf('').some((p) => p.paused)) throw new AdminError(AdminErrorCode.State, 'pooler is not paused/suspended');
+      if (!this.app.isPaused && !this.app.anyPausedByName && !this.poolsOf('').some((p) => p.paused)) throw new AdminError(AdminErrorCode.State, 'pooler is not paused/suspended');
       this.app.resume();
     } else {
       this.requireDb(db, 'resume');
-      if (!views.isDbPaused(this.app, db)) throw new AdminError(AdminErrorCode.State, `database ${db} is not paused`);
+      // Under a global PAUSE only a plain RESUME undoes it, as in PgBouncer.
+      if (!this.app.isPausedByName(db)) throw new AdminError(AdminErrorCode.State, `database ${db} is not paused`);
       this.app.resume(db);
     }
     return [commandComplete('RESUME')];

@@ -99,10 +99,7 @@ export function longestWaitMs(app: Sluice): number {
 }
 
 export function isDbPaused(app: Sluice, name: string): boolean {
-  if (app.isPaused) return true;
-  let any = false;
-  for (const p of app.pooler.pools.values()) if (p.db.name === name) any ||= p.paused;
-  return any;
+  return app.isPausedDb(name); // also before the database has a pool
 }
 
 // ---------------------------------------------------------------- stats

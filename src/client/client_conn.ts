@@ -70,6 +70,9 @@ function destroyWire(wire: Wire): void {
   wire.destroy();
 }
 
+/** The largest message before login (PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH is 65535 bytes of token). */
+const AUTH_MAX_MESSAGE = 65_536 + 4;
+
 export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, TrackerSink, WireSink, Slotted {
   readonly id = nextClientId++;
   /** Index in the pooler's client registry (src/pool/client_slots.ts); -1 when not registered. */
@@ -108,7 +111,10 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   private startupReader: StartupReader | null = new StartupReader();
   /** Made at the first regular message: most clients of a busy pooler sit idle after login. */
   private get reader(): MessageReader {
-    return (this.readerObj ??= new MessageReader(this, CLIENT_INSPECT, this.ctx.settings().max_packet_size));
+    // Before login only authentication messages come, and PostgreSQL caps those at 64 KiB:
+    // an unauthenticated client must not make Sluice buffer max_packet_size.
+    const max = this.state === 'startup' || this.state === 'auth' ? AUTH_MAX_MESSAGE : this.ctx.settings().max_packet_size;
+    return (this.readerObj ??= new MessageReader(this, CLIENT_INSPECT, max));
   }
   private readerObj: MessageReader | null = null;
   // Transaction-boundary tracking while linked.
@@ -138,6 +144,9 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   private linkFlags = 0;
   /** Made at the client's first Parse of the unnamed statement, which outlives a Sync (see useUnnamed()). */
   private unnamed: UnnamedStatement | null = null;
+  /** The client's named Parses sent in this link, by tracker tag, until the link ends. */
+  private parsesInLink: Map<number, string> | null = null;
+  private parseTag = 0;
   /** The client's statements when a DISCARD ALL / DEALLOCATE ALL was sent: what its success removes. */
   private dropAllSnapshot: Map<string, Statement> | null = null;
   /** Custom settings this link's statements RESET (`*` for all): their '' is no value (see parseProbe). */
@@ -380,6 +389,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   }
 
   private onAuthenticated(): void {
+    this.readerObj?.setMaxPacketSize(this.ctx.settings().max_packet_size);
     const admin = this.ctx.isAdminDatabase(this.database);
     const db = admin ? undefined : this.ctx.findDatabase(this.database);
     const pool = db ? this.ctx.poolFor(db, this.user) : null;
@@ -476,9 +486,11 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       // A named statement needs no server yet: register it, answer now, prepare lazily at Bind/Describe.
       // Nothing is in flight for an unlinked client, so the reply is in order.
       const nameEnd = data.indexOf(0, start + 5);
+      const name = data.toString('utf8', start + 5, nameEnd);
+      if (this.refuseDuplicateName(name)) return Verdict.Consumed;
       const st = this.ctx.statements.intern(data.subarray(nameEnd + 1, end));
       if (st.flags !== 0 && this.refuseByPolicy(st.flags, false)) return Verdict.Consumed;
-      this.statements.set(data.toString('utf8', start + 5, nameEnd), st);
+      this.statements.set(name, st);
       this.pool!.stats.preparedParses++;
       this.wire.write(PARSE_COMPLETE);
       return Verdict.Consumed;
@@ -497,9 +509,9 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   private onLinkedFrame(type: number, data: Buffer, start: number, end: number): Verdict {
     if (this.skipToSync) {
       if (type !== 0x53 /* S */) return Verdict.Consumed;
+      // The Sync itself goes on: the server answers it in its own state, and
+      // leaves the skip of an error it may have had meanwhile.
       this.skipToSync = false;
-      this.tracker.push(Pending.SyntheticRaw, null, this, readyForQuery(this.server?.txStatus ?? 'I'));
-      return Verdict.Consumed;
     }
     const emulating = this.emulating;
     switch (type) {
@@ -619,24 +631,38 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       this.record(data.subarray(start, end), Pending.Parse);
       return Verdict.Forward;
     }
+    // Skipped by the server after an error: no reply, no effect.
+    if (this.trackerObj?.skipping === true) return Verdict.Consumed;
+    const name = data.toString('utf8', start + 5, nameEnd);
+    if (this.refuseDuplicateName(name)) return Verdict.Consumed;
     const st = this.ctx.statements.intern(data.subarray(nameEnd + 1, end));
     if (st.flags !== 0 && this.refuseByPolicy(st.flags, false)) return Verdict.Consumed;
     this.openBatch();
     this.batchEligible = false; // a Parse reply goes to the client at once
-    const name = data.toString('utf8', start + 5, nameEnd);
     this.statements.set(name, st);
     this.dropAllSnapshot?.delete(name); // defined after a pending DISCARD ALL: it outlives it
+    // If this Parse fails, or the server skips it after an error, the name goes again (see forgetParse).
+    const tag = ++this.parseTag;
+    (this.parsesInLink ??= new Map()).set(tag, name);
     this.pool!.stats.preparedParses++;
     this.reader.flush();
     const server = this.server!;
     if (server.statements.has(st)) {
       this.pool!.stats.preparedHits++;
-      this.tracker.push(Pending.SyntheticParse, null, this);
+      this.tracker.push(Pending.SyntheticParse, st, this, null, tag);
     } else {
       this.pool!.stats.preparedMisses++;
-      this.prepareOnServer(server, st, Pending.Parse);
+      this.prepareOnServer(server, st, Pending.Parse, tag);
     }
     return Verdict.Consumed;
+  }
+
+  /** The client's Parse with this tag did not take effect: its name is not the client's after all. */
+  private forgetParse(tag: number, st: Statement | null): void {
+    const name = this.parsesInLink?.get(tag);
+    if (name === undefined) return;
+    this.parsesInLink!.delete(tag);
+    if (st === null || this.statements.get(name) === st) this.statements.delete(name);
   }
 
   /**
@@ -715,7 +741,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   }
 
   /** Sends Parse for `st` (closing LRU victims first); the reply is the client's (Parse) or swallowed (ParseOurs). */
-  private prepareOnServer(server: ServerConn, st: Statement, kind: Pending.Parse | Pending.ParseOurs): void {
+  private prepareOnServer(server: ServerConn, st: Statement, kind: Pending.Parse | Pending.ParseOurs, tag = 0): void {
     const max = this.ctx.settings().max_prepared_statements;
     if (max > 0) {
       for (const victim of server.statements.evictFor(max, st)) {
@@ -730,7 +756,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     }
     server.wire.write(parseMessage(st));
     server.statements.add(st);
-    this.tracker.push(kind, st, this); // a failed or skipped Parse un-records it
+    this.tracker.push(kind, st, this, null, tag); // a failed or skipped Parse un-records it
   }
 
   /** The statement a named Bind/Describe refers to, prepared on the server; null for unnamed or unknown. */
@@ -826,8 +852,14 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
   }
 
   /** TrackerSink: a Parse failed or was skipped: the next one of the statement closes it first. */
-  notPrepared(st: Statement): void {
+  notPrepared(st: Statement, tag: number): void {
     this.server?.statements.markUnsure(st);
+    if (tag !== 0) this.forgetParse(tag, st);
+  }
+
+  /** TrackerSink: a client's Parse answered locally was skipped after an error. */
+  nameNotParsed(tag: number): void {
+    this.forgetParse(tag, null);
   }
 
   /** TrackerSink: the client's unnamed Parse failed or was skipped, so (to Sluice's knowledge) it has none. */
@@ -854,13 +886,32 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     if (this.pool!.settings.pinPolicy !== 'error') return false;
     const creates = flags & (SqlFlag.Advisory | SqlFlag.TempObject | SqlFlag.Listen | SqlFlag.HoldCursor | SqlFlag.Load | SqlFlag.SqlPrepare);
     if (!creates || flags & (SqlFlag.DiscardAll | SqlFlag.DeallocateAll)) return false;
+    this.refuse(
+      errorResponse({
+        code: '0A000',
+        message: 'this statement creates session state, which pin_policy = error refuses in transaction pooling',
+        hint:
+          'Use the transaction-scoped form (pg_advisory_xact_lock, ON COMMIT DROP temp tables, cursors without WITH HOLD, protocol-level prepared statements), or connect to a pool with pin_policy = pin or pool_mode = session.',
+      }),
+      simple,
+    );
+    return true;
+  }
+
+  /**
+   * A Parse of a name the client already has: PostgreSQL refuses it (42P05),
+   * unless a DISCARD ALL / DEALLOCATE ALL sent before it drops the name first.
+   * Returns true when refused.
+   */
+  private refuseDuplicateName(name: string): boolean {
+    if (!this.statements.has(name) || this.dropAllSnapshot?.has(name)) return false;
+    this.refuse(errorResponse({ code: '42P05', message: `prepared statement "${name}" already exists` }), false);
+    return true;
+  }
+
+  /** Answers a message with `err` in its turn: after the replies still owed, then (extended protocol) skips to Sync as a server would. */
+  private refuse(err: Buffer, simple: boolean): void {
     this.reader.flush();
-    const err = errorResponse({
-      code: '0A000',
-      message: 'this statement creates session state, which pin_policy = error refuses in transaction pooling',
-      hint:
-        'Use the transaction-scoped form (pg_advisory_xact_lock, ON COMMIT DROP temp tables, cursors without WITH HOLD, protocol-level prepared statements), or connect to a pool with pin_policy = pin or pool_mode = session.',
-    });
     // Replies still owed for earlier messages go first: the refusal queues behind them.
     const status = this.server?.txStatus ?? 'I';
     if (simple) {
@@ -870,7 +921,6 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       this.tracker.push(Pending.SyntheticRaw, null, this, err);
       this.skipToSync = true;
     }
-    return true;
   }
 
   /** Flags that mean the server's session state may have changed and must be looked at. */
@@ -991,6 +1041,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     this.linkSettingNames = null;
     this.linkResets = null;
     this.dropAllSnapshot = null;
+    this.parsesInLink = null;
     this.batchOpen = false;
     this.healing = false;
     const s = this.ctx.settings();
@@ -1282,35 +1333,46 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
           this.fatal({ code: '08P01', message: `client_login_timeout (${s.client_login_timeout / 1000} s): login did not complete in time` });
         }
         return;
-      case 'idle':
+      case 'idle': {
         this.unnamed?.settle();
-        if (s.client_idle_timeout > 0 && now - this.lastActivity > s.client_idle_timeout) {
-          this.fatal({ code: '57P05', message: `client_idle_timeout (${s.client_idle_timeout / 1000} s): closing idle connection` });
+        const idle = this.ctx.userEntry(this.user)?.client_idle_timeout ?? s.client_idle_timeout;
+        if (idle > 0 && now - this.lastActivity > idle) {
+          this.fatal({ code: '57P05', message: `client_idle_timeout (${idle / 1000} s): closing idle connection` });
         }
         return;
-      case 'waiting':
-        if (s.query_wait_timeout > 0 && this.waitStart && now - this.waitStart > s.query_wait_timeout) {
+      }
+      case 'waiting': {
+        // [users], then [databases], then [pgbouncer] (the pool's figure holds the last two).
+        const wait = this.ctx.userEntry(this.user)?.query_wait_timeout ?? this.pool?.settings.queryWaitTimeoutMs ?? s.query_wait_timeout;
+        if (wait > 0 && this.waitStart && now - this.waitStart > wait) {
           this.pool?.cancelWait(this);
           this.fatal({
             code: '08P01',
-            message: `query_wait_timeout (${s.query_wait_timeout / 1000} s): no server connection became free for pool ${this.pool?.name}`,
+            message: `query_wait_timeout (${wait / 1000} s): no server connection became free for pool ${this.pool?.name}`,
           });
         }
         return;
+      }
       case 'active': {
         const server = this.server!;
         const inTxn = server.txStatus !== 'I';
+        const u = this.ctx.userEntry(this.user);
         if (this.pendingReplies > 0 || this.unsynced || this.inCopy) {
-          if (s.query_timeout > 0 && this.queryStart && now - this.queryStart > s.query_timeout && !this.cancelReason) {
-            this.cancelReason = `query_timeout (${s.query_timeout / 1000} s)`;
+          const limit = u?.query_timeout ?? s.query_timeout;
+          if (limit > 0 && this.queryStart && now - this.queryStart > limit && !this.cancelReason) {
+            this.cancelReason = `query_timeout (${limit / 1000} s)`;
             this.ctx.forwardCancel(server);
           }
-        } else if (inTxn && s.idle_transaction_timeout > 0 && now - this.lastActivity > s.idle_transaction_timeout) {
-          this.fatal({ code: '25P03', message: `idle_transaction_timeout (${s.idle_transaction_timeout / 1000} s): transaction left idle` });
-          return;
+        } else if (inTxn) {
+          const idle = u?.idle_transaction_timeout ?? s.idle_transaction_timeout;
+          if (idle > 0 && now - this.lastActivity > idle) {
+            this.fatal({ code: '25P03', message: `idle_transaction_timeout (${idle / 1000} s): transaction left idle` });
+            return;
+          }
         }
-        if (inTxn && this.mode !== 'session' && s.transaction_timeout > 0 && now - this.linkStart > s.transaction_timeout) {
-          this.fatal({ code: '25P04', message: `transaction_timeout (${s.transaction_timeout / 1000} s): transaction ran too long` });
+        const txLimit = u?.transaction_timeout ?? s.transaction_timeout;
+        if (inTxn && this.mode !== 'session' && txLimit > 0 && now - this.linkStart > txLimit) {
+          this.fatal({ code: '25P04', message: `transaction_timeout (${txLimit / 1000} s): transaction ran too long` });
         }
         return;
       }

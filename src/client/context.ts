@@ -1,6 +1,6 @@
 // What a client connection needs from the running pooler. The app implements
 // it; keeping it an interface keeps src/client free of listeners and config loading.
-import type { DatabaseEntry, Settings } from '../config/types.js';
+import type { DatabaseEntry, Settings, UserEntry } from '../config/types.js';
 import type { ErrorFields } from '../protocol/messages.js';
 import type { Pool } from '../pool/pool.js';
 import type { ServerConn } from '../pool/server_conn.js';
@@ -8,6 +8,8 @@ import type { ClientConn } from './client_conn.js';
 
 export interface ClientContext {
   settings(): Settings;
+  /** The [users] entry for a user name (per-user timeouts), if the config has one. */
+  userEntry(name: string): UserEntry | undefined;
   /** Client limits checked once the user and database are known; returns the refusal, if any. */
   admit(client: ClientConn): ErrorFields | null;
   /** Runs client authentication; ends with one client.authDone(null), or the error to send. */

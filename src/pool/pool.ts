@@ -23,6 +23,9 @@ export interface PoolSettings {
   readonly reserveTimeoutMs: number;
   readonly roundRobin: boolean;
   readonly pinPolicy: PinPolicy;
+  /** Effective for this pool: [users], then [databases], then [pgbouncer]. */
+  readonly queryWaitTimeoutMs: number;
+  readonly serverLifetimeMs: number;
 }
 
 /** The manager-level decisions a pool defers to (global limits, timers, config). */
@@ -91,7 +94,8 @@ export class Pool implements ServerEvents {
   activeClients = 0;
 
   constructor(
-    readonly db: DatabaseEntry,
+    /** Replaced by a RELOAD that changes the entry (limits, timeouts). */
+    public db: DatabaseEntry,
     readonly user: string,
     public target: ServerTarget,
     public settings: PoolSettings,

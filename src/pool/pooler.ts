@@ -85,6 +85,8 @@ export class Pooler implements PoolHost {
       reserveTimeoutMs: s.reserve_pool_timeout,
       roundRobin: s.server_round_robin,
       pinPolicy: u?.pin_policy ?? db.pin_policy ?? s.pin_policy,
+      queryWaitTimeoutMs: u?.query_wait_timeout ?? db.query_wait_timeout ?? s.query_wait_timeout,
+      serverLifetimeMs: db.server_lifetime ?? s.server_lifetime,
     });
   }
 
@@ -101,6 +103,7 @@ export class Pooler implements PoolHost {
       tls: this.serverTls(db),
       keepAlive: s.tcp_keepalive,
       maxPacketSize: s.max_packet_size,
+      connectQuery: db.connect_query || undefined,
     };
   }
 
@@ -180,6 +183,7 @@ export class Pooler implements PoolHost {
     this.config = config;
     for (const p of this.pools.values()) {
       const db = this.findDatabase(p.db.name) ?? p.db;
+      p.db = db; // per-database limits such as max_db_connections take effect
       p.settings = this.poolSettingsFor(db, p.user);
       // New connections use the new host, password and TLS files.
       p.target = this.targetFor(db, p.user, p.user);
@@ -197,7 +201,8 @@ export class Pooler implements PoolHost {
           continue;
         }
         if (server.state !== 'idle') continue;
-        if (s.server_lifetime > 0 && now - server.createdAt > s.server_lifetime && pool.servers.size > pool.settings.minSize) {
+        const lifetime = pool.settings.serverLifetimeMs;
+        if (lifetime > 0 && now - server.createdAt > lifetime && pool.servers.size > pool.settings.minSize) {
           server.close('server_lifetime reached');
         } else if (s.server_idle_timeout > 0 && now - server.lastUsed > s.server_idle_timeout && pool.servers.size > pool.settings.minSize) {
           server.close('server_idle_timeout reached');

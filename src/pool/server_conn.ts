@@ -34,6 +34,8 @@ export interface ServerTarget {
   readonly tls?: { mode: 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full'; options: tls.ConnectionOptions };
   readonly keepAlive: boolean;
   readonly maxPacketSize: number;
+  /** The database entry's connect_query: run once on each new connection before it serves anyone. */
+  readonly connectQuery?: string;
 }
 
 export type ServerState = 'connecting' | 'login' | 'idle' | 'active' | 'internal' | 'closed';
@@ -244,14 +246,23 @@ export class ServerConn implements FrameSink, WireSink {
         };
         return Verdict.Consumed;
       }
-      case 0x5a /* Z */:
+      case 0x5a /* Z */: {
         this.txStatus = 'I';
         this.state = 'idle';
         this.connectDeadline = 0;
         this.lastUsed = now();
         this.wire.accelerate();
-        this.events.onLoginDone(this);
+        const connectQuery = this.target.connectQuery;
+        if (!connectQuery) {
+          this.events.onLoginDone(this);
+          return Verdict.Consumed;
+        }
+        this.runInternal(connectQuery, (err) => {
+          if (err) this.failLogin(`connect_query failed: ${err.message}`, err.sqlstate);
+          else this.events.onLoginDone(this);
+        });
         return Verdict.Consumed;
+      }
       default:
         return Verdict.Consumed; // notices, NegotiateProtocolVersion
     }

@@ -117,7 +117,9 @@ export class ClientParams {
     for (const [key, w] of this.wanted) {
       const current = server.settings.get(key) ?? reported(server, key);
       if (current === w.value) continue;
-      sql += `SET ${quoteIdent(w.name)} TO ${quoteLiteral(w.value)};`;
+      // set_config takes the value as current_setting gives it: SET with a
+      // quoted literal would make "a, b" one schema of search_path.
+      sql += `SELECT pg_catalog.set_config(${quoteLiteral(w.name)}, ${quoteLiteral(w.value)}, false);`;
     }
     return sql;
   }

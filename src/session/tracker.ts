@@ -27,8 +27,10 @@ export const enum Pending {
 export interface TrackerSink {
   /** A locally answered reply is due now. */
   emit(kind: Pending.SyntheticParse | Pending.SyntheticClose | Pending.SyntheticRaw, payload?: Buffer): void;
-  /** A Parse (the client's or Sluice's) of a named statement failed or was skipped. */
-  notPrepared(st: Statement): void;
+  /** A Parse (the client's or Sluice's) of a named statement failed or was skipped; `tag` names the client's Parse (0 for Sluice's). */
+  notPrepared(st: Statement, tag: number): void;
+  /** A client's Parse answered locally (the server already had the statement) was skipped after an error. */
+  nameNotParsed(tag: number): void;
   /** A Close Sluice sent was skipped: the statement may still be on this server. */
   stillPrepared(st: Statement): void;
   /** The client's Parse of the unnamed statement with this sequence number failed or was skipped. */
@@ -107,9 +109,10 @@ export class ResponseTracker {
   /** Bookkeeping for a message that got no reply. */
   private forget(kind: Pending, st: Statement | null, sink: TrackerSink, tag: number): void {
     if (kind === Pending.Query) sink.querySkipped();
+    else if (kind === Pending.SyntheticParse) sink.nameNotParsed(tag);
     else if (!st) {
       if (kind === Pending.Parse) sink.unnamedNotParsed(tag); // a client's Parse with no Statement is of the unnamed one
-    } else if (kind === Pending.ParseOurs || kind === Pending.Parse) sink.notPrepared(st);
+    } else if (kind === Pending.ParseOurs || kind === Pending.Parse) sink.notPrepared(st, tag);
     else if (kind === Pending.CloseOurs) sink.stillPrepared(st);
   }
 
