@@ -226,3 +226,29 @@ test('connect_query runs once on each new server connection; one that fails fail
     await s.stop();
   }
 });
+
+// Found in review: host=a,b went to net.connect whole and failed with ENOTFOUND.
+test('a comma list of hosts: new server connections take turns (round-robin) or all go to the first (disable)', async () => {
+  const s = await startSluice({
+    pg: pgsrv,
+    settings: { pool_mode: 'transaction' },
+    databases: {
+      rr: `host=127.0.0.1,localhost port=${pgsrv.port} dbname=postgres`,
+      first: `host=127.0.0.1,localhost port=${pgsrv.port} dbname=postgres load_balance_hosts=disable`,
+    },
+  });
+  try {
+    for (const db of ['rr', 'first']) {
+      const clients = [0, 1, 2].map(() => new pg.Client({ connectionString: s.url(db) }));
+      await Promise.all(clients.map((c) => c.connect()));
+      await Promise.all(clients.map((c) => c.query('begin')));
+      const pool = [...s.app.pooler.pools.values()].find((p) => p.db.name === db)!;
+      const hosts = [...pool.servers].map((sv) => sv.host).sort();
+      assert.deepEqual(hosts, db === 'rr' ? ['127.0.0.1', '127.0.0.1', 'localhost'] : ['127.0.0.1', '127.0.0.1', '127.0.0.1']);
+      await Promise.all(clients.map((c) => c.query('commit')));
+      await Promise.all(clients.map((c) => c.end()));
+    }
+  } finally {
+    await s.stop();
+  }
+});

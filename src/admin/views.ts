@@ -167,7 +167,7 @@ export function serverRows(app: Sluice): Cell[][] {
       const client = linked.get(s);
       rows.push([
         'S', p.user, p.db.name, 'none', state,
-        p.target.host, p.target.port, s.socket.localAddress ?? '', s.socket.localPort ?? 0,
+        s.host, p.target.port, s.socket.localAddress ?? '', s.socket.localPort ?? 0,
         formatTime(s.createdAt), formatTime(s.linkedAt || s.lastUsed),
         0, 0, s.retire ? 1 : 0,
         ptr('S', s.id), client ? ptr('C', client.id) : '', s.pid, tlsInfo(s.socket, s.tlsActive), client?.appName ?? '', s.statements.size, s.id,

@@ -8,7 +8,8 @@ import { cancelRequest } from '../protocol/messages.js';
 import type { ServerConn } from '../pool/server_conn.js';
 
 export function sendCancel(server: ServerConn, timeoutMs = 5000): void {
-  const { host, port } = server.target;
+  const { host } = server;
+  const { port } = server.target;
   const socket = host.startsWith('/') ? net.connect({ path: `${host}/.s.PGSQL.${port}` }) : net.connect({ host, port });
   const msg = cancelRequest(server.pid, server.key);
   server.cancelStarted();

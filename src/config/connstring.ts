@@ -161,11 +161,7 @@ const optionalSeconds = (raw: string): number | undefined => (raw.trim() === '-1
 
 const DATABASE_HANDLERS: Readonly<Record<string, Handler<Mutable<DatabaseEntry>>>> = {
   dbname: (v, d) => void (d.dbname = v),
-  host: (v, d) => {
-    // Connecting goes to one host; a list would fail at the first connection, far from the config.
-    if (v.includes(',')) throw new ValueError(`several hosts (${v}) are not supported yet: give each host its own database entry`);
-    d.host = v;
-  },
+  host: (v, d) => void (d.host = v),
   port: (v, d) => void (d.port = parseInteger(v, { min: 1, max: 65535 })),
   user: (v, d) => void (d.user = v),
   password: (v, d) => void (d.password = v),

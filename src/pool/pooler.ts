@@ -104,6 +104,7 @@ export class Pooler implements PoolHost {
       keepAlive: s.tcp_keepalive,
       maxPacketSize: s.max_packet_size,
       connectQuery: db.connect_query || undefined,
+      loadBalanceHosts: db.load_balance_hosts,
     };
   }
 
@@ -197,7 +198,7 @@ export class Pooler implements PoolHost {
     for (const pool of this.pools.values()) {
       for (const server of pool.servers) {
         if ((server.state === 'connecting' || server.state === 'login') && server.connectDeadline && now > server.connectDeadline) {
-          server.close(`server_connect_timeout (${s.server_connect_timeout / 1000} s) fired while connecting to ${pool.target.host}:${pool.target.port}`);
+          server.close(`server_connect_timeout (${s.server_connect_timeout / 1000} s) fired while connecting to ${server.host}:${pool.target.port}`);
           continue;
         }
         if (server.state !== 'idle') continue;

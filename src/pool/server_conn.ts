@@ -34,6 +34,8 @@ export interface ServerTarget {
   readonly tls?: { mode: 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full'; options: tls.ConnectionOptions };
   readonly keepAlive: boolean;
   readonly maxPacketSize: number;
+  /** With several hosts in `host`: take turns (round-robin) or always the first (disable). */
+  readonly loadBalanceHosts?: 'round-robin' | 'disable';
   /** The database entry's connect_query: run once on each new connection before it serves anyone. */
   readonly connectQuery?: string;
 }
@@ -62,6 +64,19 @@ const SERVER_INSPECT = inspectTable('ZESKRCvtn123sIT');
 // While Sluice runs its own query it also reads the rows.
 const INTERNAL_INSPECT = inspectTable('ZESKRCvtn123sITD');
 let nextServerId = 1;
+
+/** Turns taken through a target's host list, per target (one per pool). */
+const hostTurns = new WeakMap<ServerTarget, number>();
+
+/** One host of a comma-separated `host` (no failover to the next one yet). */
+function pickHost(target: ServerTarget): string {
+  if (!target.host.includes(',')) return target.host;
+  const hosts = target.host.split(',').map((h) => h.trim()).filter(Boolean);
+  if (target.loadBalanceHosts === 'disable') return hosts[0];
+  const turn = hostTurns.get(target) ?? 0;
+  hostTurns.set(target, turn + 1);
+  return hosts[turn % hosts.length];
+}
 
 export class ServerConn implements FrameSink, WireSink {
   readonly id = nextServerId++;
@@ -104,6 +119,8 @@ export class ServerConn implements FrameSink, WireSink {
   afterCancels: (() => void) | null = null;
   /** Opaque slot for the pool that owns it. */
   poolSlot: unknown = null;
+  /** The host of `target.host` this connection went to (cancels go there too). */
+  readonly host: string;
   private internal: { cb: (err: ServerQueryError | null, rows: string[][]) => void; error: ServerQueryError | null; rows: string[][] } | null = null;
   private loginError: { message: string; raw: Buffer; sqlstate: string } | null = null;
   private readonly login: (body: Buffer) => { send?: Buffer; error?: string };
@@ -118,9 +135,10 @@ export class ServerConn implements FrameSink, WireSink {
     this.reader = new MessageReader(this, SERVER_INSPECT, target.maxPacketSize);
     this.login = target.auth();
     this.connectDeadline = connectTimeoutMs > 0 ? Date.now() + connectTimeoutMs : 0;
-    this.socket = this.target.host.startsWith('/')
-      ? net.connect({ path: `${this.target.host}/.s.PGSQL.${this.target.port}` })
-      : net.connect({ host: this.target.host, port: this.target.port });
+    this.host = pickHost(target);
+    this.socket = this.host.startsWith('/')
+      ? net.connect({ path: `${this.host}/.s.PGSQL.${this.target.port}` })
+      : net.connect({ host: this.host, port: this.target.port });
     this.socket.setNoDelay(true);
     if (target.keepAlive) this.socket.setKeepAlive(true);
     this.socket.once('connect', () => this.onConnect());
@@ -128,7 +146,7 @@ export class ServerConn implements FrameSink, WireSink {
   }
 
   get isUnixSocket(): boolean {
-    return this.target.host.startsWith('/');
+    return this.host.startsWith('/');
   }
 
   onWireError(err: Error): void {
