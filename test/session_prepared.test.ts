@@ -18,6 +18,7 @@ test('a statement is interned once per text, with its classification read once',
   assert.equal(tenant.flags, SqlFlag.SessionSet);
   assert.deepEqual(tenant.settingNames, ['app.tenant'], 'only custom settings: pg_settings lists the others');
   assert.deepEqual(reg.intern(tail('select set_config($1, $2, false)')).settingNames, ['?']);
+  assert.deepEqual(reg.intern(tail('reset App.Tenant')).resetNames, ['app.tenant'], 'a named RESET brings back a startup value too');
   assert.equal(reg.intern(tail('select 1')).flags, 0);
   assert.ok(Object.isFrozen(tenant) && Object.isFrozen(tenant.settingNames));
 });

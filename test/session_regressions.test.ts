@@ -635,7 +635,7 @@ test('RESET of a custom setting the startup options gave brings back the startup
     assert.equal(await tenant(), 'X');
     await a.query("set app.tenant = 'Y'");
     assert.equal(await tenant(), 'Y');
-    await a.query('reset app.tenant');
+    await a.query({ name: 'reset_tenant', text: 'reset app.tenant' }); // a named statement, as postgres.js sends it
     assert.equal(await tenant(), 'X');
     await a.query("set app.tenant = 'Z'");
     await a.query('reset all');

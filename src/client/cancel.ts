@@ -1,7 +1,7 @@
 // Forwards a cancel request to PostgreSQL on a fresh connection, using the
 // server's real key. PostgreSQL never answers a cancel; it closes the
 // connection once it has signalled the backend. Until then the server is not
-// handed to another client (Pool.release waits for cancelsDone), or a cancel
+// handed to another client (Pool.release waits while ServerConn.cancelsInFlight), or a cancel
 // meant for a query that just finished could stop the next client's query.
 import net from 'node:net';
 import { cancelRequest } from '../protocol/messages.js';

@@ -70,6 +70,9 @@ function destroyWire(wire: Wire): void {
   wire.destroy();
 }
 
+/** Statements whose text is read for the custom settings they set or reset. */
+const SETTING_FLAGS = SqlFlag.SessionSet | SqlFlag.DiscardAll;
+
 /** The largest message before login (PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH is 65535 bytes of token). */
 const AUTH_MAX_MESSAGE = 65_536 + 4;
 
@@ -523,8 +526,10 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
         if (emulating) {
           const flags = classifySqlBytes(data, start + 5, end);
           if (flags !== 0 && this.refuseByPolicy(flags, true)) return Verdict.Consumed;
-          this.willRun(flags);
-          if (flags & (SqlFlag.SessionSet | SqlFlag.DiscardAll)) this.noteSettingText(data.toString('utf8', start + 5, end - 1));
+          if (flags & SETTING_FLAGS) {
+            const sql = data.toString('utf8', start + 5, end - 1);
+            this.willRun(flags, customSettingNames(sql), customResetNames(sql));
+          } else this.willRun(flags);
           this.tracker.push(Pending.Query, null, this);
           // A simple Query drops the unnamed statement, the client's and the server's.
           this.unnamed?.dropped();
@@ -619,9 +624,9 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       const flags = classifySqlBytes(data, nameEnd + 1, end);
       if (flags !== 0 && this.refuseByPolicy(flags, false)) return Verdict.Consumed;
       this.linkFlags |= flags;
-      const names = flags & (SqlFlag.SessionSet | SqlFlag.DiscardAll) ? this.noteSettingText(data.toString('utf8', nameEnd + 1, data.indexOf(0, nameEnd + 1)), false) : NO_NAMES;
+      const sql = flags & SETTING_FLAGS ? data.toString('utf8', nameEnd + 1, data.indexOf(0, nameEnd + 1)) : '';
       const unnamed = (this.unnamed ??= new UnnamedStatement());
-      unnamed.parsed(data, nameEnd + 1, end, flags, names);
+      unnamed.parsed(data, nameEnd + 1, end, flags, sql ? customSettingNames(sql) : NO_NAMES, sql ? customResetNames(sql) : NO_NAMES);
       // Skipped after an error, the Parse changes nothing there (the tracker then drops the client's too).
       if (this.trackerObj?.skipping !== true) {
         this.server!.unnamedOf = unnamed;
@@ -665,38 +670,27 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     if (st === null || this.statements.get(name) === st) this.statements.delete(name);
   }
 
-  /**
-   * Notes the custom settings `sql` resets for this link's probe, and returns
-   * those it sets (noted too, unless `note` is false: an unnamed statement's
-   * are noted when it runs).
-   */
-  private noteSettingText(sql: string, note = true): readonly string[] {
-    const resets = customResetNames(sql);
-    if (resets.length !== 0) (this.linkResets ??= []).push(...resets);
-    const names = customSettingNames(sql);
-    if (note) this.noteSettingNames(names);
-    return names;
+  /** Custom settings the probe asks for: this link's, the client's, and those the server holds from earlier clients. */
+  private probedSettingNames(server: ServerConn): string[] {
+    const names = new Set(this.linkSettingNames);
+    this.linkSettingNames = null;
+    for (const key of this.params.wanted.keys()) if (key.includes('.')) names.add(key);
+    for (const key of server.settings.keys()) if (key.includes('.')) names.add(key);
+    return [...names];
   }
 
-  private noteSettingNames(names: readonly string[]): void {
-    for (const name of names) {
+  /**
+   * A statement is about to run on the linked server: its SqlFlag bits, and
+   * the custom settings it sets and resets (customSettingNames,
+   * customResetNames), which the probe after the transaction asks about.
+   */
+  private willRun(flags: number, sets: readonly string[] = NO_NAMES, resets: readonly string[] = NO_NAMES): void {
+    this.linkFlags |= flags;
+    for (const name of sets) {
       if (name === '?') this.unknownSetting = true;
       else if (!(this.linkSettingNames ??= []).includes(name)) this.linkSettingNames.push(name);
     }
-  }
-
-  /** Custom settings the probe asks for: this link's, the client's, and those the server holds from earlier clients. */
-  private probedSettingNames(server: ServerConn): string[] {
-    const names = this.linkSettingNames ?? [];
-    this.linkSettingNames = null;
-    for (const key of this.params.wanted.keys()) if (key.includes('.') && !names.includes(key)) names.push(key);
-    for (const key of server.settings.keys()) if (key.includes('.') && !names.includes(key)) names.push(key);
-    return names;
-  }
-
-  /** A statement with these SqlFlag bits is about to run on the linked server. */
-  private willRun(flags: number): void {
-    this.linkFlags |= flags;
+    if (resets.length !== 0) (this.linkResets ??= []).push(...resets);
     if (flags & (SqlFlag.DiscardAll | SqlFlag.DeallocateAll)) {
       // PostgreSQL may refuse it (DISCARD ALL in a transaction block), and statements
       // pipelined after it are prepared anew: decide nothing until its reply.
@@ -780,8 +774,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
       const unnamed = this.unnamed;
       if (unnamed !== null) {
         // Running it again does again what it does.
-        this.willRun(unnamed.flags);
-        if (unnamed.names.length !== 0) this.noteSettingNames(unnamed.names);
+        this.willRun(unnamed.flags, unnamed.names, unnamed.resets);
       }
       if (nameEnd > 0 && !this.holdsMyUnnamed(this.server!) && this.trackerObj?.skipping !== true) return this.useUnnamed(data.subarray(start, end), Pending.Bind);
       this.tracker.push(Pending.Bind, null, this);
@@ -791,11 +784,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
     this.reader.flush();
     this.openBatch(); // before any injected Parse
     const st = this.ensurePrepared(data.toString('utf8', portalEnd + 1, nameEnd));
-    if (st) {
-      // Each run of a statement may create session state.
-      this.willRun(st.flags);
-      if (st.settingNames.length !== 0) this.noteSettingNames(st.settingNames);
-    }
+    if (st) this.willRun(st.flags, st.settingNames, st.resetNames); // each run may create session state
     const server = this.server!;
     const msg = st ? renameInBind(data, start, portalEnd + 1, nameEnd, end, st.name) : data.subarray(start, end); // unknown name: PostgreSQL reports it
     server.wire.write(msg);
@@ -1357,7 +1346,7 @@ export class ClientConn implements FrameSink, LinkedClient, Waiter, Tickable, Tr
         const server = this.server!;
         const inTxn = server.txStatus !== 'I';
         const u = this.ctx.userEntry(this.user);
-        if (this.pendingReplies > 0 || this.unsynced || this.inCopy) {
+        if (this.awaitingServer) {
           const limit = u?.query_timeout ?? s.query_timeout;
           if (limit > 0 && this.queryStart && now - this.queryStart > limit && !this.cancelReason) {
             this.cancelReason = `query_timeout (${limit / 1000} s)`;

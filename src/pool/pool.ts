@@ -23,7 +23,7 @@ export interface PoolSettings {
   readonly reserveTimeoutMs: number;
   readonly roundRobin: boolean;
   readonly pinPolicy: PinPolicy;
-  /** Effective for this pool: [users], then [databases], then [pgbouncer]. */
+  /** Effective for this pool: [databases], then [pgbouncer]. */
   readonly queryWaitTimeoutMs: number;
   readonly serverLifetimeMs: number;
 }

@@ -85,7 +85,8 @@ export class Pooler implements PoolHost {
       reserveTimeoutMs: s.reserve_pool_timeout,
       roundRobin: s.server_round_robin,
       pinPolicy: u?.pin_policy ?? db.pin_policy ?? s.pin_policy,
-      queryWaitTimeoutMs: u?.query_wait_timeout ?? db.query_wait_timeout ?? s.query_wait_timeout,
+      // A [users] query_wait_timeout is the waiting client's own (ClientConn.onTick).
+      queryWaitTimeoutMs: db.query_wait_timeout ?? s.query_wait_timeout,
       serverLifetimeMs: db.server_lifetime ?? s.server_lifetime,
     });
   }
@@ -104,6 +105,7 @@ export class Pooler implements PoolHost {
       keepAlive: s.tcp_keepalive,
       maxPacketSize: s.max_packet_size,
       connectQuery: db.connect_query || undefined,
+      hosts: Object.freeze((db.host || '/tmp').split(',').map((h) => h.trim()).filter(Boolean)),
       loadBalanceHosts: db.load_balance_hosts,
     };
   }

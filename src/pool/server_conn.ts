@@ -34,7 +34,8 @@ export interface ServerTarget {
   readonly tls?: { mode: 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full'; options: tls.ConnectionOptions };
   readonly keepAlive: boolean;
   readonly maxPacketSize: number;
-  /** With several hosts in `host`: take turns (round-robin) or always the first (disable). */
+  /** `host` split at commas, once per target; with several: take turns (round-robin) or always the first (disable). */
+  readonly hosts?: readonly string[];
   readonly loadBalanceHosts?: 'round-robin' | 'disable';
   /** The database entry's connect_query: run once on each new connection before it serves anyone. */
   readonly connectQuery?: string;
@@ -70,8 +71,8 @@ const hostTurns = new WeakMap<ServerTarget, number>();
 
 /** One host of a comma-separated `host` (no failover to the next one yet). */
 function pickHost(target: ServerTarget): string {
-  if (!target.host.includes(',')) return target.host;
-  const hosts = target.host.split(',').map((h) => h.trim()).filter(Boolean);
+  const hosts = target.hosts;
+  if (!hosts || hosts.length < 2) return hosts?.[0] ?? target.host;
   if (target.loadBalanceHosts === 'disable') return hosts[0];
   const turn = hostTurns.get(target) ?? 0;
   hostTurns.set(target, turn + 1);

@@ -7,7 +7,7 @@
 
 import { Buffer } from 'node:buffer';
 import { frameMessage } from '../protocol/messages.js';
-import { classifySqlBytes, customSettingNames, SqlFlag } from './classify.js';
+import { classifySqlBytes, customResetNames, customSettingNames, SqlFlag } from './classify.js';
 import { NO_NAMES } from './unnamed.js';
 
 export interface Statement {
@@ -21,8 +21,9 @@ export interface Statement {
    * Bind, long after its Parse, and each run may create session state.
    */
   readonly flags: number;
-  /** Custom settings the statement sets (see customSettingNames); empty for most. */
+  /** Custom settings the statement sets and resets (customSettingNames, customResetNames); empty for most. */
   readonly settingNames: readonly string[];
+  readonly resetNames: readonly string[];
 }
 
 
@@ -37,9 +38,10 @@ export class StatementRegistry {
     if (!st) {
       const id = this.nextId++;
       const flags = classifySqlBytes(tail, 0, tail.length);
-      const text = flags & SqlFlag.SessionSet ? tail.toString('utf8', 0, Math.max(0, tail.indexOf(0))) : '';
+      const text = flags & (SqlFlag.SessionSet | SqlFlag.DiscardAll) ? tail.toString('utf8', 0, Math.max(0, tail.indexOf(0))) : '';
       const settingNames = text ? Object.freeze(customSettingNames(text)) : NO_NAMES;
-      st = Object.freeze({ id, name: `sluice_${id}`, tail: Buffer.from(tail), flags, settingNames });
+      const resetNames = text ? Object.freeze(customResetNames(text)) : NO_NAMES;
+      st = Object.freeze({ id, name: `sluice_${id}`, tail: Buffer.from(tail), flags, settingNames, resetNames });
       this.byKey.set(key, st);
     }
     return st;

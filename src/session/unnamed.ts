@@ -14,9 +14,10 @@ export const NO_NAMES: readonly string[] = Object.freeze([]);
 export class UnnamedStatement {
   /** Bumped at every Parse and drop: a server holds the current statement only while its seq matches. */
   seq = 0;
-  /** SqlFlag bits of the query text, and the custom settings it sets: each Bind runs it again. */
+  /** SqlFlag bits of the query text, and the custom settings it sets and resets: each Bind runs it again. */
   flags = 0;
   names: readonly string[] = NO_NAMES;
+  resets: readonly string[] = NO_NAMES;
   // The Parse body after the name (query text, NUL, parameter types). It is
   // first a place in the chunk it arrived in; it is copied out only when it
   // must outlive that chunk, as most clients parse again before they bind again.
@@ -26,7 +27,7 @@ export class UnnamedStatement {
   private copy: Buffer | null = null;
 
   /** The client sent Parse "" with this body (`chunk[from, end)`, a chunk nothing writes to again). */
-  parsed(chunk: Buffer, from: number, end: number, flags: number, names: readonly string[] = NO_NAMES): void {
+  parsed(chunk: Buffer, from: number, end: number, flags: number, names: readonly string[] = NO_NAMES, resets: readonly string[] = NO_NAMES): void {
     this.seq++;
     this.chunk = chunk;
     this.from = from;
@@ -34,6 +35,7 @@ export class UnnamedStatement {
     this.copy = null;
     this.flags = flags;
     this.names = names;
+    this.resets = resets;
   }
 
   /** The client's session has no unnamed statement any more (a simple Query, a Close of it). */
@@ -43,6 +45,7 @@ export class UnnamedStatement {
     this.copy = null;
     this.flags = 0;
     this.names = NO_NAMES;
+    this.resets = NO_NAMES;
   }
 
   /** The body to parse again elsewhere; null when the client has no unnamed statement. */
